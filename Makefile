@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint types pytest sandbox bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: lint types pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check botops tests bench
+	$(BIN)/ruff format --check botops tests bench
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+sandbox: $(STAMP)
+	$(BIN)/botops sandbox
+
+bench: $(STAMP)
+	$(BIN)/python bench/sandbox.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

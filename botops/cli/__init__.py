@@ -1,0 +1,59 @@
+"""The ``botops`` command line: one Typer sub-app per command group, joined here."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Annotated
+
+import typer
+
+from botops import __version__
+
+__all__ = ["ExitCode", "app", "main"]
+
+
+class ExitCode(IntEnum):
+    """Every exit status the CLI uses; scripts and process managers can rely on them."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+app = typer.Typer(
+    name="botops",
+    help="Run, observe, back up and deploy a discord.py bot; try it offline against the sandbox.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"botops {__version__}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Run, observe, back up and deploy a discord.py bot; try it offline against the sandbox."""
+
+
+def _register() -> None:
+    from botops.cli import sandbox
+
+    app.command(name="sandbox")(sandbox.sandbox)
+
+
+_register()
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()

@@ -1,0 +1,72 @@
+"""``botops sandbox``: run the offline Discord with its demo guild until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from botops.sandbox import Sandbox, build_demo_world
+from botops.sandbox.demo import DemoWorld
+
+__all__ = ["sandbox"]
+
+console = Console()
+
+
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to listen on; keep it on loopback.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")] = 0,
+    ratelimits: Annotated[
+        str,
+        typer.Option(
+            help="'generous' (never limits a normal test) or 'realistic' (Discord's sizes, enforced)."
+        ),
+    ] = "generous",
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the bot's settings to this file (mode 0600), for a bot in another process."
+        ),
+    ] = None,
+) -> None:
+    """Start the offline Discord with a demo guild and print the settings a bot needs to use it."""
+    if ratelimits not in ("generous", "realistic"):
+        raise typer.BadParameter("must be 'generous' or 'realistic'", param_hint="--ratelimits")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(host, port, ratelimits, env_file))
+
+
+async def _serve(host: str, port: int, ratelimits: str, env_file: Path | None) -> None:
+    demo = build_demo_world()
+    async with Sandbox(world=demo.world, host=host, port=port, ratelimits=ratelimits) as server:
+        settings = {**server.environment(), "DISCORD_DEV_GUILD_ID": str(demo.guild.id)}
+        if env_file is not None:
+            _write_env_file(env_file, settings)
+        _print_banner(server, demo, settings)
+        await asyncio.Event().wait()
+
+
+def _write_env_file(path: Path, settings: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.writelines(f"{key}={value}\n" for key, value in settings.items())
+
+
+def _print_banner(server: Sandbox, demo: DemoWorld, settings: dict[str, str]) -> None:
+    console.print(f"[bold green]botops sandbox[/] listening on {server.url}  (Ctrl-C stops it)")
+    console.print("Point a bot at it with these settings:")
+    for key, value in settings.items():
+        console.print(f"  {key}={value}", highlight=False, soft_wrap=True)
+    console.print(f"Demo guild [bold]{demo.guild.name}[/] ({demo.guild.id}):")
+    channels = ", ".join(f"#{c.name} ({c.id})" for c in demo.guild.text_channels())
+    console.print(f"  channels: {channels}", highlight=False)
+    people = [demo.admin, demo.moderator, *demo.members]
+    console.print("  members: " + ", ".join(f"{m.user.username} ({m.id})" for m in people), highlight=False)
+    console.print(f"Drive it over HTTP: {server.url}/_sandbox/ (see docs/sandbox.md)")

@@ -1,0 +1,3 @@
+"""Shared test setup: the sandbox fixtures from botops.testing."""
+
+pytest_plugins = ["botops.testing"]
