@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 test: lint types pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check botops tests bench
-	$(BIN)/ruff format --check botops tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 types: $(STAMP)
 	$(BIN)/mypy
