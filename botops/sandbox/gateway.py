@@ -87,6 +87,9 @@ class CloseCode:
     END_SESSION = frozenset({4007, 4009})
 
 
+_MESSAGE_CONTENT = int(Intents.MESSAGE_CONTENT)
+
+
 def shard_of(guild_id: int | None, shard_count: int) -> int:
     """Return the shard that receives a guild's events; DMs go to shard 0."""
     if guild_id is None:
@@ -217,9 +220,9 @@ class Session:
     def shard_id(self) -> int:
         return self.shard[0]
 
-    def accepts(self, guild_id: int | None, intent: Intents | None) -> bool:
+    def accepts(self, guild_id: int | None, intent: int | None) -> bool:
         """Tell whether an event for ``guild_id`` needing ``intent`` is for this session."""
-        if intent is not None and not self.intents & intent:
+        if intent and not self.intents & intent:
             return False
         return shard_of(guild_id, self.shard[1]) == self.shard[0]
 
@@ -258,8 +261,9 @@ class Gateway:
         """Send an event to every live session that it is for, blanking content where intents say so."""
         full: str | None = None
         blank: str | None = None
+        needed = int(intent) if intent is not None else 0  # plain ints: IntFlag arithmetic is slow here
         for session in list(self.sessions.values()):
-            if not self._alive(session) or not session.accepts(guild_id, intent):
+            if not self._alive(session) or not session.accepts(guild_id, needed):
                 continue
             if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and not self._may_read_content(session, payload):
                 if blank is None:
@@ -271,7 +275,7 @@ class Gateway:
                 session.push(event, full)
 
     def _may_read_content(self, session: Session, message: Payload) -> bool:
-        if session.intents & Intents.MESSAGE_CONTENT or "guild_id" not in message:
+        if session.intents & _MESSAGE_CONTENT or "guild_id" not in message:
             return True
         bot_id = str(self.sandbox.world.bot.id)
         if message.get("author", {}).get("id") == bot_id:
