@@ -120,6 +120,9 @@ class CommandRegistry:
             "description_localizations": None,
         }
         stored.update(command)
+        if stored["integration_types"] is None:
+            # discord.py sends null when a command does not restrict installs; Discord stores its default.
+            stored["integration_types"] = [0]
         stored["id"] = previous["id"] if previous else str(self._snowflakes.next())
         stored["application_id"] = str(self.application_id)
         stored["version"] = str(self._snowflakes.next())

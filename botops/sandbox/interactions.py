@@ -211,7 +211,8 @@ def build_invocation(
         "locale": locale,
         "entitlements": [],
         "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
-        "context": 0 if guild else 2 if channel.type == 1 else 1,
+        # InteractionContextType: 0 GUILD, 1 BOT_DM (a DM with the bot), 2 PRIVATE_CHANNEL (other DMs).
+        "context": 0 if guild else 1 if channel.type == 1 else 2,
         "authorizing_integration_owners": {"0": str(guild.id)} if guild else {"1": str(user.id)},
         "app_permissions": str(guild.permissions_in(bot_member, channel)) if guild and bot_member else "0",
     }

@@ -279,10 +279,10 @@ class Routes:
                 "response_message_ephemeral": bool(message and message.ephemeral),
             }
         }
-        if message is not None:
+        # Discord describes a resource only for a callback that made a message (type 4); a deferral's
+        # loading message is known by response_message_id alone.
+        if message is not None and kind == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
             response["resource"] = {"type": kind, "message": message.to_payload(self.world)}
-        else:
-            response["resource"] = {"type": kind}
         return 200, response
 
     def _interaction_message(
@@ -444,6 +444,10 @@ class Routes:
                 )
             if referenced is not None:
                 message.type = 19
+                message.reference = {"type": 0, "message_id": str(referenced.id)}
+                message.reference["channel_id"] = str(channel.id)
+                if channel.guild_id:
+                    message.reference["guild_id"] = str(channel.guild_id)
         apply_parts(self.world, guild, message, parts)
         for attachment in message.attachments:
             attachment.setdefault("id", str(self.world.snowflakes.next()))

@@ -234,6 +234,11 @@ class Sandbox:
         """Return a channel by id."""
         return self.world.channel(channel_id)
 
+    def messages_after(self, message_id: int = 0) -> list[Message]:
+        """Return the stored messages newer than ``message_id`` in every channel, oldest first."""
+        newer = [m for c in self.world.channels() for m in c.messages.values() if m.id > message_id]
+        return sorted(newer, key=lambda m: m.id)
+
     async def send_message(
         self,
         channel: Channel,

@@ -101,6 +101,7 @@ class Application:
 
     def to_payload(self) -> Payload:
         """Return the application object Discord sends to the bot itself."""
+        install = {"scopes": ["bot", "applications.commands"], "permissions": str(BOT_PERMISSIONS)}
         return {
             "id": str(self.id),
             "name": self.name,
@@ -121,9 +122,14 @@ class Application:
             "interactions_endpoint_url": None,
             "role_connections_verification_url": None,
             "tags": [],
-            "install_params": None,
-            "integration_types_config": {"0": {}},
+            "install_params": install,
+            "integration_types_config": {"0": {"oauth2_install_params": install}},
             "approximate_guild_count": 0,
+            "approximate_user_install_count": 0,
+            "approximate_user_authorization_count": 0,
+            "flags_new": "0",
+            "explicit_content_filter": 0,
+            "eligible_oauth2_scopes": ["bot", "applications.commands"],
         }
 
 
@@ -184,6 +190,8 @@ class Message:
     interaction_metadata: Payload | None = None
     timestamp: str = field(default_factory=iso_timestamp)
     edited_timestamp: str | None = None
+    #: ``message_reference`` of a reply: ``{type, message_id, channel_id, guild_id?}``.
+    reference: Payload | None = None
 
     @property
     def ephemeral(self) -> bool:
@@ -225,6 +233,17 @@ class Message:
             payload["application_id"] = str(self.application_id)
         if self.interaction_metadata is not None:
             payload["interaction_metadata"] = self.interaction_metadata
+        if self.reference is not None:
+            payload["message_reference"] = dict(self.reference)
+            try:
+                replied_to = world.find_message(int(self.reference["message_id"]))
+            except KeyError:
+                payload["referenced_message"] = None  # deleted since; discord.py expects null then
+            else:
+                # Discord resolves one level only: the message replied to comes without its own reply.
+                resolved = replied_to.to_payload(world)
+                resolved.pop("referenced_message", None)
+                payload["referenced_message"] = resolved
         if gateway and guild is not None:
             payload["guild_id"] = str(guild.id)
             author = guild.members.get(self.author.id)
@@ -478,9 +497,19 @@ class Guild:
             "activity_instances",
             "lazy",
             "soundboard_sounds",
-            "incidents_data",
         ):
             payload.pop(key, None)
+        # REST-only fields; "region" is a string Discord still sends, frozen at "deprecated".
+        payload.update(
+            {
+                "region": "deprecated",
+                "home_header": None,
+                "widget_enabled": False,
+                "widget_channel_id": None,
+                "max_presences": None,
+                "nsfw": False,
+            }
+        )
         if with_counts:
             payload["approximate_member_count"] = len(self.members)
             payload["approximate_presence_count"] = 0
@@ -535,7 +564,11 @@ class World:
         guild.members[owner.id] = Member(owner, guild.id)
         guild.members[self.bot.id] = Member(self.bot, guild.id, roles=[bot_role.id])
         self.guilds[guild.id] = guild
-        self.emit("GUILD_CREATE", guild.to_payload(), guild.id, Intents.GUILDS)
+        joined = guild.to_payload()
+        # Discord leaves "unavailable" out when the bot joins a guild; discord.py tells on_guild_join
+        # from on_guild_available (startup, end of an outage) by exactly that.
+        del joined["unavailable"]
+        self.emit("GUILD_CREATE", joined, guild.id, Intents.GUILDS)
         return guild
 
     def guild(self, guild_id: int) -> Guild:
