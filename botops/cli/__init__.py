@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import Annotated
 
 import typer
 
 from botops import __version__
+from botops.cli.codes import ExitCode
 
 __all__ = ["ExitCode", "app", "main"]
-
-
-class ExitCode(IntEnum):
-    """Every exit status the CLI uses; scripts and process managers can rely on them."""
-
-    OK = 0
-    FAILURE = 1
-    USAGE = 2
-    INTERRUPTED = 130
 
 
 app = typer.Typer(
@@ -46,8 +37,9 @@ def _root(
 
 
 def _register() -> None:
-    from botops.cli import sandbox
+    from botops.cli import config, sandbox
 
+    app.add_typer(config.app, name="config")
     app.command(name="sandbox")(sandbox.sandbox)
 
 

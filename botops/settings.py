@@ -1,0 +1,314 @@
+"""Every botops setting, typed, read from the environment and ``.env``; secrets stay ``SecretStr``.
+
+One :class:`Settings` object is built at the entry point (:func:`load_settings`) and passed down;
+nothing else reads ``os.environ``. A wrong value never produces a traceback: :class:`SettingsError`
+lists each problem in one line that names the variable and says how to fix it. ``.env.example`` is
+generated from this model (:func:`render_env_example`), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from botops.errors import ConfigurationError
+
+__all__ = [
+    "ENV_FILE",
+    "Settings",
+    "SettingsError",
+    "check_env_file_permissions",
+    "load_settings",
+    "render_env_example",
+]
+
+ENV_FILE = Path(".env")
+Environment = Literal["development", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration: the variable and what to do about it."""
+
+    variable: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.variable}: {self.message}"
+
+
+class SettingsError(ConfigurationError):
+    """The configuration has one or more problems; each names its variable and the fix."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__(problems[0].variable, "\n".join(str(p) for p in problems))
+
+
+def _split_ids(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """The bot's configuration. Each field is an environment variable of the same name in capitals."""
+
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
+        validate_default=True,
+    )
+
+    environment: Environment = Field(
+        "development",
+        description="development or production; production refuses the sandbox, never migrates by itself "
+        "and insists on a private .env",
+    )
+
+    # -- Discord ---------------------------------------------------------------------------------------
+    discord_token: SecretStr | None = Field(
+        None,
+        description="The bot token from the Discord developer portal (Bot page). Without it, "
+        "`make run` uses the offline sandbox",
+    )
+    discord_api_base: str | None = Field(
+        None, description="Development and tests only: REST base of the sandbox (`botops sandbox` prints it)"
+    )
+    discord_gateway_url: str | None = Field(
+        None,
+        description="Development and tests only: gateway URL of the sandbox (`botops sandbox` prints it)",
+    )
+    discord_dev_guild_id: int | None = Field(
+        None,
+        description="In development, slash commands are synced to this guild only, so they appear at once",
+    )
+    owner_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated user ids allowed to use owner tools such as /reload; empty means the "
+        "application's owner",
+    )
+    command_prefix: str = Field(
+        "!", min_length=1, max_length=5, description="Prefix of the owner's text commands"
+    )
+    extensions_package: str = Field(
+        "cogs",
+        description="Package whose modules are loaded as extensions; modules starting with _ are helpers",
+    )
+    guild_ready_timeout: float = Field(
+        2.0, ge=0, le=60, description="Seconds discord.py waits for guilds after READY before on_ready"
+    )
+    heartbeat_timeout: float = Field(
+        60.0, gt=0, le=600, description="Seconds without a gateway message before the connection is restarted"
+    )
+    shard_count: int | None = Field(
+        None, ge=1, description="Total shards across all processes; empty: Discord's recommendation"
+    )
+    shard_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Comma-separated shard ids this process runs; empty: all of them"
+    )
+
+    # -- database --------------------------------------------------------------------------------------
+    database_url: SecretStr = Field(
+        SecretStr("sqlite+aiosqlite:///data/bot.db"),
+        description="sqlite+aiosqlite:///path or postgresql+asyncpg://user:password@host/db",
+    )
+    database_auto_migrate: bool | None = Field(
+        None, description="Migrate the schema at start-up; empty: yes in development, no in production"
+    )
+
+    # -- logging ---------------------------------------------------------------------------------------
+    log_level: LogLevel | None = Field(
+        None, description="Lowest level logged; empty: DEBUG in development, INFO in production"
+    )
+    log_dir: Path = Field(Path("logs"), description="Folder of the log files")
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Size at which a log file is rotated")
+    log_backup_count: int = Field(5, ge=0, le=100, description="How many rotated files of each log are kept")
+    log_format: Literal["text", "json"] = Field("text", description="text for people, json for log shippers")
+
+    @field_validator("owner_ids", "shard_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split_ids(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("discord_token", "discord_api_base", "discord_gateway_url", "log_level", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(for example sqlite+aiosqlite:///data/bot.db)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        # Messages start with "VARIABLE: " so each problem is reported under the variable to change.
+        if self.environment == "production":
+            if self.discord_token is None:
+                raise ValueError(
+                    "DISCORD_TOKEN: is required in production: put it in .env (see .env.example)"
+                )
+            if self.discord_api_base or self.discord_gateway_url:
+                raise ValueError(
+                    "DISCORD_API_BASE: points at the sandbox, which production refuses: "
+                    "unset DISCORD_API_BASE and DISCORD_GATEWAY_URL"
+                )
+        if bool(self.discord_api_base) != bool(self.discord_gateway_url):
+            missing = "DISCORD_GATEWAY_URL" if self.discord_api_base else "DISCORD_API_BASE"
+            raise ValueError(
+                f"{missing}: is not set: DISCORD_API_BASE and DISCORD_GATEWAY_URL go together, "
+                "set both or neither"
+            )
+        if self.shard_ids and self.shard_count is None:
+            raise ValueError("SHARD_COUNT: is not set: SHARD_IDS needs the total number of shards")
+        if self.shard_count is not None and any(i >= self.shard_count for i in self.shard_ids):
+            raise ValueError("SHARD_IDS: must all be below SHARD_COUNT")
+        return self
+
+    # -- derived values ----------------------------------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def effective_log_level(self) -> LogLevel:
+        return self.log_level or ("INFO" if self.is_production else "DEBUG")
+
+    @property
+    def auto_migrate(self) -> bool:
+        return (
+            self.database_auto_migrate if self.database_auto_migrate is not None else not self.is_production
+        )
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.discord_api_base is not None
+
+    def secret_values(self) -> list[str]:
+        """Return every secret's value, for the log and error-report redaction."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        url = self.database_url.get_secret_value()
+        if "@" in url and ":" in url.split("@", 1)[0].rsplit("/", 1)[-1]:
+            values.append(url.split("@", 1)[0].rsplit(":", 1)[-1])  # the password alone, too
+        return values
+
+    def describe(self) -> Iterator[tuple[str, str]]:
+        """Yield ``(VARIABLE, shown value)`` for every setting, secrets masked."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown = _mask(value.get_secret_value())
+            elif isinstance(value, list):
+                shown = ",".join(str(v) for v in value)
+            elif name == "log_level" and value is None:
+                shown = f"{self.effective_log_level} (default in {self.environment})"
+            elif name == "database_auto_migrate" and value is None:
+                shown = f"{'yes' if self.auto_migrate else 'no'} (default in {self.environment})"
+            elif value is None:
+                shown = ""
+            else:
+                shown = str(value)
+            yield name.upper(), shown
+
+
+def _mask(secret: str) -> str:
+    if not secret:
+        return ""
+    if "://" in secret and "@" in secret:  # a URL with credentials: keep the scheme and the host
+        scheme, rest = secret.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    if "://" in secret:
+        return secret
+    return "*" * 8
+
+
+def load_settings(env_file: Path | None = ENV_FILE, **overrides: Any) -> Settings:
+    """Build the settings from the environment and ``env_file``.
+
+    Raises:
+        SettingsError: one or more settings are missing or malformed; each problem names its variable.
+    """
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise SettingsError([_problem(e) for e in error.errors()]) from None
+
+
+def _problem(error: Any) -> Problem:
+    location = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if not location:
+        variable, _, rest = message.partition(": ")
+        return Problem(variable, rest)
+    variable = location[0].upper()
+    hint = Settings.model_fields[location[0]].description if location[0] in Settings.model_fields else None
+    text = message[0].lower() + message[1:] if message else "is not valid"
+    if error.get("type") == "missing":
+        text = "is not set"
+    if error.get("type") == "value_error":  # our own validators already say what to do
+        hint = None
+    return Problem(variable, f"{text} ({hint})" if hint else text)
+
+
+def check_env_file_permissions(path: Path = ENV_FILE) -> None:
+    """Refuse an env file that others on the machine can read, since it holds the token.
+
+    Raises:
+        ConfigurationError: ``path`` is readable or writable by group or others.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            "DISCORD_TOKEN",
+            f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}) and holds the bot token: "
+            f"run `chmod 600 {path}`",
+        )
+
+
+def render_env_example() -> str:
+    """Return the text of ``.env.example``: every setting with its description and default."""
+    lines = [
+        "# botops settings. Copy to .env (chmod 600 .env) and fill in what you need.",
+        "# Generated by `botops config example` from botops/settings.py; do not edit by hand.",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"# {field.description}")
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        if isinstance(default, list):
+            default = ",".join(str(v) for v in default)
+        shown = "" if default is None else str(default)
+        lines.append(f"{name.upper()}={shown}")
+        lines.append("")
+    return "\n".join(lines)
