@@ -62,6 +62,9 @@ async def run_bot(client: discord.Client, server: Sandbox, *, timeout: float = 1
             ready.cancel()
             raise TimeoutError(f"the bot was not ready after {timeout:g}s")
         yield
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            # discord.py's connection died while the block ran, e.g. on a payload it could not parse.
+            raise RuntimeError("the bot stopped while the test ran") from task.exception()
     finally:
         await client.close()
         with contextlib.suppress(asyncio.CancelledError):

@@ -479,13 +479,15 @@ class Gateway:
         session = self.sessions.get(str(data.get("session_id")))
         seq = data.get("seq")
         frames = None
-        if (
-            session is not None
-            and self._alive(session)
-            and session.connection is None
-            and isinstance(seq, int)
-        ):
+        if session is not None and self._alive(session) and isinstance(seq, int):
             frames = session.replay_after(seq)
+        if frames is not None and session is not None and session.connection is not None:
+            # The client resumed before the old socket's close reached us: the new connection takes over,
+            # as on Discord, and the old one is cut.
+            old = session.connection
+            old.session = None
+            session.connection = None
+            old.abort()
         if session is None or frames is None:
             connection.send_payload({"op": Opcode.INVALID_SESSION, "d": False})
             return

@@ -449,6 +449,12 @@ class Routes:
                 if channel.guild_id:
                     message.reference["guild_id"] = str(channel.guild_id)
         apply_parts(self.world, guild, message, parts)
+        replied = self.world.find_message(int(message.reference["message_id"])) if message.reference else None
+        allowed = parts.allowed_mentions
+        # A reply pings its author unless allowed_mentions is given without replied_user, as on Discord.
+        pings_author = allowed is None or bool(allowed.get("replied_user", False))
+        if replied is not None and pings_author and replied.author not in message.mentions:
+            message.mentions.append(replied.author)
         for attachment in message.attachments:
             attachment.setdefault("id", str(self.world.snowflakes.next()))
             url = f"{self.sandbox.url}/attachments/{channel.id}/{attachment['id']}/{attachment['filename']}"
