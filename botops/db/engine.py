@@ -1,0 +1,215 @@
+"""The async database engine: SQLite tuned for a bot (WAL, foreign keys, transactional DDL) or PostgreSQL.
+
+SQLite connections get their pragmas on every new DBAPI connection, since ``synchronous``,
+``busy_timeout`` and ``foreign_keys`` are per connection. Python's sqlite3 (and aiosqlite over it) only
+opens a transaction before INSERT/UPDATE/DELETE, so a CREATE TABLE would commit on its own and a failed
+migration would leave half its work behind; following SQLAlchemy's documented recipe, the driver's
+transaction handling is switched off and SQLAlchemy emits BEGIN itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from botops.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from botops.settings import Settings
+
+__all__ = [
+    "SQLITE_PRAGMAS",
+    "connect",
+    "create_engine",
+    "create_engine_for_url",
+    "database_reachable",
+    "masked_url",
+    "ping",
+]
+
+log = logging.getLogger(__name__)
+
+#: Set on every new SQLite connection, in this order: busy_timeout first, because switching the
+#: journal to WAL takes a lock that another connection may briefly hold.
+SQLITE_PRAGMAS: tuple[tuple[str, str], ...] = (
+    ("busy_timeout", "5000"),
+    ("foreign_keys", "ON"),
+    ("journal_mode", "WAL"),
+    ("synchronous", "NORMAL"),
+)
+
+#: Execution option that makes SQLite start the transaction with BEGIN IMMEDIATE (take the write lock
+#: at once), so two processes migrating at the same moment queue instead of failing on upgrade.
+BEGIN_IMMEDIATE = "botops_begin_immediate"
+
+_POSTGRES_POOL: dict[str, Any] = {
+    "pool_size": 5,
+    "max_overflow": 10,
+    "pool_timeout": 30,
+    "pool_recycle": 1800,  # below common idle-connection limits of proxies and managed servers
+    "pool_pre_ping": True,  # a restarted server costs one failed ping, not one failed query
+}
+_POSTGRES_CONNECT_TIMEOUT = 10.0
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """Create the engine for ``settings.database_url``.
+
+    Raises:
+        DatabaseUnavailable: the folder of a SQLite file cannot be created.
+    """
+    return create_engine_for_url(settings.database_url.get_secret_value())
+
+
+def create_engine_for_url(url: str) -> AsyncEngine:
+    """Create an engine for a ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URL.
+
+    Raises:
+        DatabaseUnavailable: the URL cannot be parsed, or the folder of a SQLite file cannot be created.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise DatabaseUnavailable(masked_url(url), f"the URL cannot be parsed ({error})") from None
+    if parsed.get_backend_name() == "sqlite":
+        _create_sqlite_folder(parsed)
+        engine = create_async_engine(parsed)
+        _install_sqlite_hooks(engine)
+    else:
+        connect_args: dict[str, Any] = {
+            "timeout": _POSTGRES_CONNECT_TIMEOUT,
+            "server_settings": {"application_name": "botops"},
+        }
+        engine = create_async_engine(parsed, connect_args=connect_args, **_POSTGRES_POOL)
+    log.debug("Database engine for %s", masked_url(parsed))
+    return engine
+
+
+def masked_url(url: str | URL) -> str:
+    """Return ``url`` fit for a log line or an error message: its password (anywhere) masked."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        text_url = str(url)
+        if "://" in text_url and "@" in text_url:
+            scheme, rest = text_url.split("://", 1)
+            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        return text_url
+    secret_keys = [key for key in parsed.query if "password" in key.lower()]
+    if secret_keys:
+        parsed = parsed.update_query_dict({key: "***" for key in secret_keys})
+    return parsed.render_as_string(hide_password=True)
+
+
+def _create_sqlite_folder(url: URL) -> None:
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder = Path(database).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatabaseUnavailable(
+            masked_url(url), f"cannot create the folder {folder}: {error.strerror or error}"
+        ) from error
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver; _on_begin emits it, for DDL too.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for name, value in SQLITE_PRAGMAS:
+                cursor.execute(f"PRAGMA {name} = {value}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Leaving an AUTOCOMMIT block resets the driver to its own (legacy) transaction handling;
+        # take it back so the next transaction still covers DDL.
+        if dbapi_connection.isolation_level is not None:
+            dbapi_connection.isolation_level = None
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(BEGIN_IMMEDIATE) else "BEGIN")
+
+
+@contextlib.asynccontextmanager
+async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """Open a connection, turning a failure to connect into one readable error.
+
+    Errors after the connection is open (a failing query) pass through unchanged.
+
+    Raises:
+        DatabaseUnavailable: the connection could not be opened; names the masked URL and the cause.
+    """
+    connection = engine.connect()
+    try:
+        await connection.start()
+    except (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise DatabaseUnavailable(masked_url(engine.url), _reason(error, engine.url)) from error
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def ping(engine: AsyncEngine) -> float:
+    """Run ``SELECT 1`` and return how long the round trip took, in milliseconds.
+
+    Raises:
+        DatabaseUnavailable: no connection could be opened, or the query failed.
+    """
+    started = time.perf_counter()
+    async with connect(engine) as connection:
+        try:
+            await connection.execute(text("SELECT 1"))
+        except DBAPIError as error:
+            raise DatabaseUnavailable(masked_url(engine.url), _reason(error, engine.url)) from error
+    return (time.perf_counter() - started) * 1000
+
+
+async def database_reachable(engine: AsyncEngine) -> bool:
+    """Return whether ``SELECT 1`` succeeds; the reason of a failure is logged, not raised."""
+    try:
+        await ping(engine)
+    except DatabaseUnavailable as error:
+        log.warning("Database unreachable: %s", error.reason)
+        return False
+    return True
+
+
+def _reason(error: BaseException, url: URL) -> str:
+    """Describe why a connection failed in one line, without the password."""
+    cause: BaseException = error
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        cause = error.orig
+    # SQLAlchemy's asyncpg adapter raises its own DBAPI error class; the driver's own says more.
+    for _ in range(3):
+        if cause.__cause__ is None:
+            break
+        cause = cause.__cause__
+    message = " ".join(str(cause).split()) or "no details"
+    reason = f"{type(cause).__name__}: {message}"
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return reason
