@@ -4,7 +4,14 @@ The hierarchy::
 
     BotopsError
     ├── ConfigurationError          a setting is missing, malformed or not allowed here
-    │   └── EndpointRedirectRefused     DISCORD_API_BASE/DISCORD_GATEWAY_URL given in production
+    │   ├── EndpointRedirectRefused     DISCORD_API_BASE/DISCORD_GATEWAY_URL given in production
+    │   └── LogDirUnusable              LOG_DIR cannot be created or written to
+    ├── DatabaseError               the database cannot be used as it is
+    │   ├── DatabaseUnavailable         DATABASE_URL cannot be reached (the driver's reason)
+    │   ├── SchemaBehind                the schema is older than the code: `botops db upgrade`
+    │   ├── SchemaAhead                 the database is at a revision this code does not know
+    │   ├── InvalidRevision             a migration target that does not exist or cannot be reached
+    │   └── MigrationFailed             a migration raised; its transaction was rolled back
     └── IncompatibleDiscordPy       discord.py no longer has an attribute botops relies on
 """
 
@@ -13,8 +20,15 @@ from __future__ import annotations
 __all__ = [
     "BotopsError",
     "ConfigurationError",
+    "DatabaseError",
+    "DatabaseUnavailable",
     "EndpointRedirectRefused",
     "IncompatibleDiscordPy",
+    "InvalidRevision",
+    "LogDirUnusable",
+    "MigrationFailed",
+    "SchemaAhead",
+    "SchemaBehind",
 ]
 
 
@@ -41,6 +55,89 @@ class EndpointRedirectRefused(ConfigurationError):
             variable,
             f"{variable} is set but ENVIRONMENT=production: a production bot talks to Discord itself; "
             f"unset {variable} (it is for the sandbox and tests only)",
+        )
+
+
+class LogDirUnusable(ConfigurationError):
+    """``LOG_DIR`` is not a folder botops can create and write its log files in."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            "LOG_DIR",
+            f"LOG_DIR {path} cannot hold the log files: {reason}; "
+            "point LOG_DIR at a folder the bot's user may write to",
+        )
+
+
+class DatabaseError(BotopsError):
+    """The database cannot be used as it is: unreachable, or its schema does not match the code."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """A connection to ``DATABASE_URL`` could not be opened; ``url`` is shown with its password masked."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot reach the database at DATABASE_URL={url}: {reason}")
+
+
+def _revision_name(revision: str | None) -> str:
+    return revision if revision is not None else "base (no schema)"
+
+
+class SchemaBehind(DatabaseError):
+    """The database schema is older than the code and may not be migrated automatically here."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        if current is None:
+            message = f"the database has no schema yet, the code needs {head}: run `botops db upgrade`"
+        else:
+            message = (
+                f"the database schema is at {current}, the code needs {head}: "
+                "back up the database, then run `botops db upgrade`"
+            )
+        super().__init__(message)
+
+
+class SchemaAhead(DatabaseError):
+    """The database is at a revision this code does not know, so newer code migrated it."""
+
+    def __init__(self, current: str, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"the database schema is at {current}, a revision this code does not know (its newest is "
+            f"{head}): newer code migrated it; run that code, or downgrade the database with it "
+            f"(`botops db downgrade {head}`) before running this version"
+        )
+
+
+class InvalidRevision(DatabaseError):
+    """A migration target does not exist, or cannot be reached from the database's revision."""
+
+    def __init__(self, revision: str, reason: str) -> None:
+        self.revision = revision
+        self.reason = reason
+        super().__init__(
+            f"cannot migrate to {revision!r}: {reason} (`botops db history` lists the revisions)"
+        )
+
+
+class MigrationFailed(DatabaseError):
+    """A migration raised; its transaction was rolled back, so the schema is still at ``before``."""
+
+    def __init__(self, before: str | None, target: str, reason: str) -> None:
+        self.before = before
+        self.target = target
+        self.reason = reason
+        super().__init__(
+            f"migrating the database to {target} failed and was rolled back, the schema is still at "
+            f"{_revision_name(before)}: {reason}"
         )
 
 

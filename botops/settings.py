@@ -31,6 +31,12 @@ __all__ = [
 ENV_FILE = Path(".env")
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+PrivilegedIntent = Literal["members", "message_content", "presences"]
+
+
+def _default_privileged_intents() -> list[PrivilegedIntent]:
+    # Message content lets owners use `!reload` in a guild; members and presences are opt-in.
+    return ["message_content"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,11 @@ class Settings(BaseSettings):
         description="Comma-separated user ids allowed to use owner tools such as /reload; empty means the "
         "application's owner",
     )
+    privileged_intents: Annotated[list[PrivilegedIntent], NoDecode] = Field(
+        default_factory=_default_privileged_intents,
+        description="Comma-separated privileged intents to request (members, message_content, presences); "
+        "each must be enabled on the developer portal's Bot page",
+    )
     command_prefix: str = Field(
         "!", min_length=1, max_length=5, description="Prefix of the owner's text commands"
     )
@@ -135,7 +146,7 @@ class Settings(BaseSettings):
     log_backup_count: int = Field(5, ge=0, le=100, description="How many rotated files of each log are kept")
     log_format: Literal["text", "json"] = Field("text", description="text for people, json for log shippers")
 
-    @field_validator("owner_ids", "shard_ids", mode="before")
+    @field_validator("owner_ids", "shard_ids", "privileged_intents", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_ids(value)

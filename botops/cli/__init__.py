@@ -37,9 +37,11 @@ def _root(
 
 
 def _register() -> None:
-    from botops.cli import config, sandbox
+    from botops.cli import config, db, run, sandbox
 
+    app.command(name="run")(run.run)
     app.add_typer(config.app, name="config")
+    app.add_typer(db.app, name="db")
     app.command(name="sandbox")(sandbox.sandbox)
 
 

@@ -1,0 +1,182 @@
+"""The botops ``Bot``: a discord.py ``AutoShardedBot`` that receives its settings and database engine.
+
+It loads the built-in features and the user's extensions in ``setup_hook``, syncs slash commands (to
+the development guild in development, so they appear at once), sends every command error through the
+funnel, and on close unloads its extensions first so each cog can flush what it buffers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from botops.bot.extensions import BUILTIN_EXTENSIONS, discover_extensions
+from botops.bot.funnel import report_app_command_error, report_command_error
+from botops.bot.i18n import DEFAULT_LANGUAGE, language_for_locale
+from botops.db.guild_settings import language_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from botops.settings import Settings
+
+__all__ = ["Bot"]
+
+log = logging.getLogger(__name__)
+gateway_log = logging.getLogger("botops.gateway")
+
+
+def build_intents(settings: Settings) -> discord.Intents:
+    """Return the default intents plus the privileged ones the settings ask for."""
+    intents = discord.Intents.default()
+    for name in settings.privileged_intents:
+        setattr(intents, name, True)
+    return intents
+
+
+class FunnelTree(app_commands.CommandTree["Bot"]):
+    """The command tree whose errors all go through the funnel."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[Bot], error: app_commands.AppCommandError
+    ) -> None:
+        await report_app_command_error(self.client, interaction, error)
+
+
+class Bot(commands.AutoShardedBot):
+    """The bot process's one client; features live in extensions (``botops/cogs``, ``cogs/``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        *,
+        builtin_extensions: tuple[str, ...] = BUILTIN_EXTENSIONS,
+    ) -> None:
+        options: dict[str, Any] = {}
+        if settings.shard_ids:
+            options["shard_ids"] = settings.shard_ids
+        super().__init__(
+            command_prefix=commands.when_mentioned_or(settings.command_prefix),
+            intents=build_intents(settings),
+            shard_count=settings.shard_count,
+            owner_ids=set(settings.owner_ids) or None,
+            guild_ready_timeout=settings.guild_ready_timeout,
+            heartbeat_timeout=settings.heartbeat_timeout,
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, users=True, replied_user=True
+            ),
+            help_command=None,
+            tree_cls=FunnelTree,
+            **options,
+        )
+        self.settings = settings
+        self.engine = engine
+        self.builtin_extensions = builtin_extensions
+        self.started_at = time.monotonic()
+        self.failed_extensions: dict[str, str] = {}
+        self.command_errors: Counter[tuple[str, bool]] = Counter()
+        self._synced_signature: str | None = None
+
+    # -- start-up -----------------------------------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        """Load every extension, then sync the slash commands."""
+        for name in self.builtin_extensions:
+            await self.load_extension(name)  # a broken built-in feature must stop the start
+        for name in discover_extensions(self.settings.extensions_package):
+            try:
+                await self.load_extension(name)
+            except commands.ExtensionError as error:
+                cause = error.__cause__ or error
+                self.failed_extensions[name] = f"{type(cause).__name__}: {cause}"
+                log.error("extension %s failed to load; the bot runs without it", name, exc_info=cause)
+        log.info("extensions loaded: %s", ", ".join(sorted(self.extensions)))
+        await self.sync_commands()
+
+    def _sync_target(self) -> discord.Object | None:
+        guild_id = self.settings.discord_dev_guild_id
+        if not self.settings.is_production and guild_id is not None:
+            return discord.Object(guild_id)
+        return None
+
+    def command_signature(self) -> str:
+        """Return a fingerprint of the slash commands as they would be synced now."""
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    async def sync_commands(self, *, only_if_changed: bool = False) -> bool:
+        """Sync slash commands (to the development guild in development); return whether it synced."""
+        signature = self.command_signature()
+        if only_if_changed and signature == self._synced_signature:
+            return False
+        guild = self._sync_target()
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        synced = await self.tree.sync(guild=guild)
+        self._synced_signature = signature
+        log.info("synced %d slash commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
+        return True
+
+    # -- shutdown -----------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Unload every extension (so cogs flush and stop their loops), then disconnect."""
+        for name in list(self.extensions):
+            try:
+                await self.unload_extension(name)
+            except commands.ExtensionError:
+                log.exception("extension %s failed to unload cleanly", name)
+        await super().close()
+
+    # -- errors and language ------------------------------------------------------------------------
+
+    async def on_command_error(
+        self, context: commands.Context[Any], exception: commands.CommandError
+    ) -> None:
+        """Send text-command errors through the funnel."""
+        await report_command_error(self, context, exception)
+
+    def count_command_error(self, command: str, *, expected: bool) -> None:
+        """Count a failed command; expected failures (checks, bad input) apart from unexpected ones."""
+        self.command_errors[(command, expected)] += 1
+
+    async def language_for(self, guild_id: int | None, locale: discord.Locale | str | None) -> str:
+        """Return the language to answer in: the guild's setting, else the user's locale, else English."""
+        if guild_id is not None:
+            try:
+                chosen = await language_of(self.engine, guild_id)
+            except Exception:  # the reply must not fail because the database does
+                log.warning("could not read the language of guild %s", guild_id, exc_info=True)
+                chosen = None
+            if chosen:
+                return chosen
+        return language_for_locale(str(locale)) if locale else DEFAULT_LANGUAGE
+
+    # -- connection events, for the gateway log -------------------------------------------------------
+
+    async def on_ready(self) -> None:
+        gateway_log.info(
+            "ready as %s in %d guilds, %d shard(s)", self.user, len(self.guilds), self.shard_count or 1
+        )
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        gateway_log.info("shard %s connected", shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        gateway_log.warning("shard %s disconnected", shard_id)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        gateway_log.info("shard %s resumed its session", shard_id)
+
+    @property
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_at

@@ -1,0 +1,107 @@
+"""The one place every command error goes: a short localized reply to the user, and the rest in the log.
+
+Expected failures (a check, a cooldown, bad input, missing bot permissions) get a sentence that says
+what to do and are logged at INFO; anything else is logged with its traceback under a short reference
+that the user's reply quotes, so an operator can find it with ``grep``. No traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from botops.bot.i18n import text
+
+if TYPE_CHECKING:
+    from botops.bot.core import Bot
+
+__all__ = ["AdminOnly", "OwnerOnly", "describe_error", "report_app_command_error", "report_command_error"]
+
+log = logging.getLogger(__name__)
+
+
+class AdminOnly(app_commands.CheckFailure):
+    """The command is for administrators and the user is not one."""
+
+
+class OwnerOnly(app_commands.CheckFailure):
+    """The command is for the bot's owner and the user is not."""
+
+
+def describe_error(error: BaseException, language: str) -> tuple[str, bool]:
+    """Return the sentence for the user and whether the error was expected (no traceback needed)."""
+    cause = getattr(error, "original", None) or error
+    if isinstance(cause, (AdminOnly, commands.MissingPermissions, app_commands.MissingPermissions)):
+        return text("error.admin_only", language), True
+    if isinstance(cause, (OwnerOnly, commands.NotOwner)):
+        return text("error.owner_only", language), True
+    if isinstance(cause, (app_commands.NoPrivateMessage, commands.NoPrivateMessage)):
+        return text("error.guild_only", language), True
+    if isinstance(cause, (app_commands.CommandOnCooldown, commands.CommandOnCooldown)):
+        return text("error.cooldown", language, seconds=max(1, round(cause.retry_after))), True
+    if isinstance(cause, (app_commands.BotMissingPermissions, commands.BotMissingPermissions)):
+        return text("error.bot_permissions", language, permissions=", ".join(cause.missing_permissions)), True
+    if isinstance(cause, (app_commands.TransformerError, commands.UserInputError)):
+        return text("error.bad_input", language, detail=str(cause)), True
+    if isinstance(cause, (app_commands.CheckFailure, commands.CheckFailure)):
+        return text("error.not_allowed", language), True
+    return "", False
+
+
+async def report_app_command_error(
+    bot: Bot, interaction: discord.Interaction[Bot], error: app_commands.AppCommandError
+) -> None:
+    """Answer a failed slash command in one sentence and log what an operator needs."""
+    language = await bot.language_for(interaction.guild_id, interaction.locale)
+    name = interaction.command.qualified_name if interaction.command else "?"
+    message, expected = describe_error(error, language)
+    if expected:
+        log.info("/%s refused for user %s in guild %s: %s", name, interaction.user.id, interaction.guild_id,
+                 type(getattr(error, "original", error)).__name__)  # fmt: skip
+    else:
+        reference = secrets.token_hex(4)
+        message = text("error.unexpected", language, reference=reference)
+        cause = getattr(error, "original", error)
+        log.error(
+            "/%s failed for user %s in guild %s (reference %s)",
+            name,
+            interaction.user.id,
+            interaction.guild_id,
+            reference,
+            exc_info=(type(cause), cause, cause.__traceback__),
+        )
+    bot.count_command_error(name, expected=expected)
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell the user of /%s that it failed", name, exc_info=True)
+
+
+async def report_command_error(bot: Bot, ctx: commands.Context[Bot], error: commands.CommandError) -> None:
+    """Answer a failed text command in one sentence and log what an operator needs."""
+    if isinstance(error, commands.CommandNotFound):
+        return
+    language = await bot.language_for(ctx.guild.id if ctx.guild else None, None)
+    name = ctx.command.qualified_name if ctx.command else "?"
+    message, expected = describe_error(error, language)
+    if expected:
+        log.info("!%s refused for user %s: %s", name, ctx.author.id, type(error).__name__)
+    else:
+        reference = secrets.token_hex(4)
+        message = text("error.unexpected", language, reference=reference)
+        cause = getattr(error, "original", error)
+        log.error("!%s failed for user %s (reference %s)", name, ctx.author.id, reference,
+                  exc_info=(type(cause), cause, cause.__traceback__))  # fmt: skip
+    bot.count_command_error(name, expected=expected)
+    try:
+        await ctx.reply(message, mention_author=False)
+    except discord.HTTPException:
+        log.warning("could not tell the user of !%s that it failed", name, exc_info=True)

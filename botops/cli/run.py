@@ -1,0 +1,48 @@
+"""``botops run``: the bot, on Discord with a token, or on the built-in sandbox without one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from botops.cli._common import load_settings_or_exit, user_errors
+from botops.cli.offline import OfflineDemo, offline_settings
+from botops.logs import setup_logging
+from botops.runner import run_bot_until_stopped
+from botops.sandbox import Sandbox, build_demo_world
+from botops.settings import ENV_FILE, Settings
+
+__all__ = ["run"]
+
+
+def run(
+    env_file: Annotated[
+        Path, typer.Option("--env-file", help="The .env file to read besides the environment.")
+    ] = ENV_FILE,
+    demo: Annotated[
+        bool,
+        typer.Option("--demo/--no-demo", help="Without a token: have demo members chat and call /health."),
+    ] = True,
+) -> None:
+    """Run the bot until Ctrl-C or SIGTERM; without DISCORD_TOKEN in development, on the offline sandbox."""
+    settings = load_settings_or_exit(env_file)
+    with user_errors(), setup_logging(settings), contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(settings, demo=demo))
+
+
+def _offline(settings: Settings) -> bool:
+    return settings.discord_token is None and not settings.is_production and not settings.uses_sandbox
+
+
+async def _run(settings: Settings, *, demo: bool) -> None:
+    if not _offline(settings):
+        await run_bot_until_stopped(settings)
+        return
+    world = build_demo_world()
+    async with Sandbox(world=world.world) as sandbox:
+        companion = OfflineDemo(sandbox, world, chat=demo)
+        await run_bot_until_stopped(offline_settings(settings, sandbox, world), companion=companion)

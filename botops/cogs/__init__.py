@@ -1,0 +1,1 @@
+"""The features every botops bot ships with, one cog per module."""

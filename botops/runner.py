@@ -1,0 +1,102 @@
+"""Run the bot process from settings to exit code: checks, redirect, schema, bot, signals, cleanup.
+
+``SIGTERM`` and ``SIGINT`` close the bot cleanly (extensions unloaded so they flush, the gateway closed,
+the database disposed) and the process exits 0, which is what systemd and supervisors expect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from botops.bot import Bot
+from botops.db.engine import create_engine
+from botops.db.migrate import ensure_schema
+from botops.endpoints import redirect_discord, restore_discord
+from botops.errors import ConfigurationError
+from botops.settings import ENV_FILE, Settings, check_env_file_permissions
+
+__all__ = ["run_bot_until_stopped"]
+
+log = logging.getLogger(__name__)
+
+#: Called with the running bot once it is started, e.g. the offline demo's conversation.
+Companion = Callable[[Bot], Awaitable[None]]
+
+
+async def run_bot_until_stopped(settings: Settings, *, companion: Companion | None = None) -> None:
+    """Run the bot until a signal or ``bot.close()``; raise ``BotopsError`` for what a user must fix.
+
+    Raises:
+        ConfigurationError: the token was refused, privileged intents are not enabled, the .env file is
+            readable by others in production, or the endpoints are redirected in production.
+        SchemaBehind: the schema is behind the code and may not be migrated automatically.
+    """
+    if settings.is_production:
+        check_env_file_permissions(ENV_FILE)
+    if settings.discord_token is None:
+        raise ConfigurationError(
+            "DISCORD_TOKEN", "DISCORD_TOKEN is not set: put it in .env (see .env.example)"
+        )
+    redirect_discord(
+        settings.discord_api_base, settings.discord_gateway_url, environment=settings.environment
+    )
+    engine = create_engine(settings)
+    try:
+        await ensure_schema(engine, settings)
+        bot = Bot(settings, engine)
+        async with bot:
+            _close_on_signals(bot)
+            helper = asyncio.create_task(_after_ready(bot, companion), name="botops-companion")
+            try:
+                await bot.start(settings.discord_token.get_secret_value())
+            except discord.LoginFailure as error:
+                raise ConfigurationError(
+                    "DISCORD_TOKEN",
+                    "Discord refused DISCORD_TOKEN: copy it again from the developer portal's Bot page "
+                    "into .env",
+                ) from error
+            except discord.PrivilegedIntentsRequired as error:
+                raise ConfigurationError(
+                    "PRIVILEGED_INTENTS",
+                    f"Discord refused the privileged intents {', '.join(settings.privileged_intents)}: "
+                    "enable them on the developer portal's Bot page, or remove them from PRIVILEGED_INTENTS",
+                ) from error
+            finally:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+    finally:
+        await engine.dispose()
+        restore_discord()
+        log.info("the bot stopped")
+
+
+async def _after_ready(bot: Bot, companion: Companion | None) -> None:
+    if companion is None:
+        return
+    await bot.wait_until_ready()
+    try:
+        await companion(bot)
+    except Exception:  # the companion is a convenience; it never takes the bot down
+        log.exception("the companion task failed")
+
+
+def _close_on_signals(bot: Bot) -> None:
+    loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task[None]] = []
+
+    def close(received: signal.Signals) -> None:
+        if closing:
+            return
+        log.info("%s received: closing the bot", received.name)
+        closing.append(asyncio.create_task(bot.close(), name="botops-close"))
+
+    for received in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # Windows has no loop signal handlers
+            loop.add_signal_handler(received, close, received)
