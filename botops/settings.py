@@ -26,6 +26,7 @@ __all__ = [
     "check_env_file_permissions",
     "load_settings",
     "render_env_example",
+    "render_settings_table",
 ]
 
 ENV_FILE = Path(".env")
@@ -314,12 +315,27 @@ def render_env_example() -> str:
     ]
     for name, field in Settings.model_fields.items():
         lines.append(f"# {field.description}")
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, SecretStr):
-            default = default.get_secret_value()
-        if isinstance(default, list):
-            default = ",".join(str(v) for v in default)
-        shown = "" if default is None else str(default)
-        lines.append(f"{name.upper()}={shown}")
+        lines.append(f"{name.upper()}={_default_text(name)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _default_text(field_name: str) -> str:
+    field = Settings.model_fields[field_name]
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, SecretStr):
+        default = default.get_secret_value()
+    if isinstance(default, list):
+        default = ",".join(str(v) for v in default)
+    return "" if default is None else str(default)
+
+
+def render_settings_table() -> str:
+    """Return the README's configuration table (Markdown): variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = _default_text(name)
+        shown = f"`{default}`" if default else ""
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{name.upper()}` | {shown} | {description} |")
+    return "\n".join(rows) + "\n"

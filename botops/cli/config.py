@@ -11,12 +11,15 @@ from rich.table import Table
 
 from botops.cli._common import exit_with, load_settings_or_exit, user_errors
 from botops.cli.codes import ExitCode
-from botops.settings import ENV_FILE, check_env_file_permissions, render_env_example
+from botops.settings import ENV_FILE, check_env_file_permissions, render_env_example, render_settings_table
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Check the configuration or write .env.example.", no_args_is_help=True)
 console = Console(highlight=False)
+
+TABLE_START = "<!-- settings-table:start -->"
+TABLE_END = "<!-- settings-table:end -->"
 
 EnvFile = Annotated[Path, typer.Option("--env-file", help="The .env file to read besides the environment.")]
 
@@ -39,17 +42,33 @@ def check(env_file: EnvFile = ENV_FILE) -> None:
 def example(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write it.")] = Path(".env.example"),
     check_only: Annotated[
-        bool,
-        typer.Option("--check", help="Do not write; exit 1 if the file differs from the settings model."),
+        bool, typer.Option("--check", help="Do not write; exit 1 if a file differs from the settings model.")
     ] = False,
+    readme: Annotated[
+        Path | None, typer.Option("--readme", help="Also refresh the configuration table in this README.")
+    ] = None,
 ) -> None:
-    """Write .env.example from the settings model (every variable, its description and default)."""
-    text = render_env_example()
-    if check_only:
-        current = output.read_text(encoding="utf-8") if output.exists() else ""
-        if current != text:
-            exit_with(f"{output} is out of date: run `botops config example`", ExitCode.FAILURE)
-        console.print(f"{output} is up to date")
-        return
-    output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {output}")
+    """Write .env.example (and the README's table) from the settings model."""
+    outputs = {output: render_env_example()}
+    if readme is not None:
+        current = readme.read_text(encoding="utf-8") if readme.exists() else ""
+        outputs[readme] = replace_settings_table(current)
+    for path, text in outputs.items():
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if check_only:
+            if current != text:
+                exit_with(f"{path} is out of date: run `botops config example`", ExitCode.FAILURE)
+            console.print(f"{path} is up to date")
+        elif current != text:
+            path.write_text(text, encoding="utf-8")
+            console.print(f"wrote {path}")
+
+
+def replace_settings_table(readme: str) -> str:
+    """Return ``readme`` with the text between the settings markers replaced by the current table."""
+    start = readme.find(TABLE_START)
+    end = readme.find(TABLE_END)
+    if start == -1 or end < start:
+        missing = f"the README has no {TABLE_START} ... {TABLE_END} section"
+        raise typer.BadParameter(missing, param_hint="--readme")
+    return readme[: start + len(TABLE_START)] + "\n" + render_settings_table() + readme[end:]

@@ -71,3 +71,36 @@ def test_example_check_fails_when_the_file_is_stale(tmp_path: Path) -> None:
 
     assert result.exit_code == ExitCode.FAILURE
     assert "botops config example" in result.output
+
+
+def test_committed_readme_table_matches_the_settings_model() -> None:
+    repo = Path(__file__).resolve().parents[2]
+
+    result = runner.invoke(
+        app,
+        [
+            "config",
+            "example",
+            "--check",
+            "--readme",
+            str(repo / "README.md"),
+            "--output",
+            str(repo / ".env.example"),
+        ],
+    )
+
+    assert result.exit_code == ExitCode.OK, "run `botops config example --readme README.md` and commit"
+
+
+def test_readme_table_is_refreshed_between_its_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- settings-table:start -->\nstale\n<!-- settings-table:end -->\noutro\n")
+
+    result = runner.invoke(app, ["config", "example", "--readme", str(readme)])
+
+    text = readme.read_text()
+    assert result.exit_code == ExitCode.OK
+    assert "stale" not in text
+    assert "| `DATABASE_URL` | `sqlite+aiosqlite:///data/bot.db` |" in text
+    assert text.startswith("intro\n")
+    assert text.endswith("<!-- settings-table:end -->\noutro\n")
