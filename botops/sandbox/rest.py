@@ -43,6 +43,7 @@ class RecordedRequest:
     body: Any
     status: int
     response: Any
+    client: str = ""  # the User-Agent, e.g. "DiscordBot (https://github.com/Rapptz/discord.py 2.7.1)"
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -104,7 +105,16 @@ class RestApi:
         path = request.path.removeprefix(API_PREFIX)
         payload = {"message": "404: Not Found", "code": 0}
         self.sandbox.record(
-            RecordedRequest(request.method, path, None, dict(request.query), body, 404, payload)
+            RecordedRequest(
+                request.method,
+                path,
+                None,
+                dict(request.query),
+                body,
+                404,
+                payload,
+                request.headers.get("User-Agent", ""),
+            )
         )
         log.warning("sandbox: unknown route %s %s", request.method, path)
         return json_response(404, payload, {"Via": VIA})
@@ -175,6 +185,7 @@ class RestApi:
                 body,
                 status,
                 None if status == 204 else payload,
+                request.headers.get("User-Agent", ""),
             )
         )
         return json_response(status, payload, headers)
