@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import discord
 
@@ -29,8 +30,12 @@ log = logging.getLogger(__name__)
 Companion = Callable[[Bot], Awaitable[None]]
 
 
-async def run_bot_until_stopped(settings: Settings, *, companion: Companion | None = None) -> None:
+async def run_bot_until_stopped(
+    settings: Settings, *, companion: Companion | None = None, env_file: Path = ENV_FILE
+) -> None:
     """Run the bot until a signal or ``bot.close()``; raise ``BotopsError`` for what a user must fix.
+
+    ``env_file`` is the file the settings were read from; production refuses it if others can read it.
 
     Raises:
         ConfigurationError: the token was refused, privileged intents are not enabled, the .env file is
@@ -38,7 +43,7 @@ async def run_bot_until_stopped(settings: Settings, *, companion: Companion | No
         SchemaBehind: the schema is behind the code and may not be migrated automatically.
     """
     if settings.is_production:
-        check_env_file_permissions(ENV_FILE)
+        check_env_file_permissions(env_file)
     if settings.discord_token is None:
         raise ConfigurationError(
             "DISCORD_TOKEN", "DISCORD_TOKEN is not set: put it in .env (see .env.example)"

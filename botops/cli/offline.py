@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 
 from botops.sandbox import DemoWorld, Message, Sandbox, SandboxError
 from botops.sandbox.interactions import InteractionResponse
@@ -100,11 +101,11 @@ class OfflineDemo:
         visibility = " (only they see it)" if response.ephemeral else ""
         console.print(f"  [bold]{self.demo.world.bot.username}[/] answered{visibility}:")
         if response.content:
-            console.print(f"    {response.content}")
+            console.print(f"    {escape(response.content)}")
         for embed in response.embeds:
-            console.print(f"    [bold]{embed.get('title', '')}[/]")
+            console.print(f"    [bold]{escape(embed.get('title', ''))}[/]")
             for item in embed.get("fields", []):
-                console.print(f"      {item['name']}: {item['value']}")
+                console.print(f"      {escape(item['name'])}: {escape(item['value'])}")
 
     async def _print_messages(self) -> None:
         last = [0]  # a cell, so the check below always sees the newest value
@@ -120,6 +121,12 @@ class OfflineDemo:
         channel = self.sandbox.channel(message.channel_id)
         author = message.author.username
         style = "green" if message.author.bot else "bold"
-        console.print(f"[cyan]#{channel.name}[/] [{style}]{author}[/]: {message.content}", soft_wrap=True)
+        # Names and content come from users: escaped, so brackets in them are shown, not read as markup.
+        console.print(
+            f"[cyan]#{escape(channel.name or '')}[/] [{style}]{escape(author)}[/]: {escape(message.content)}",
+            soft_wrap=True,
+        )
         for embed in message.embeds:
-            console.print(f"    [bold]{embed.get('title', '')}[/] {embed.get('description', '')}")
+            console.print(
+                f"    [bold]{escape(embed.get('title', ''))}[/] {escape(embed.get('description', ''))}"
+            )

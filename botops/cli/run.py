@@ -31,16 +31,16 @@ def run(
     """Run the bot until Ctrl-C or SIGTERM; without DISCORD_TOKEN in development, on the offline sandbox."""
     settings = load_settings_or_exit(env_file)
     with user_errors(), setup_logging(settings), contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(settings, demo=demo))
+        asyncio.run(_run(settings, demo=demo, env_file=env_file))
 
 
 def _offline(settings: Settings) -> bool:
     return settings.discord_token is None and not settings.is_production and not settings.uses_sandbox
 
 
-async def _run(settings: Settings, *, demo: bool) -> None:
+async def _run(settings: Settings, *, demo: bool, env_file: Path) -> None:
     if not _offline(settings):
-        await run_bot_until_stopped(settings)
+        await run_bot_until_stopped(settings, env_file=env_file)
         return
     world = build_demo_world()
     async with Sandbox(world=world.world) as sandbox:
