@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,11 +12,11 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from botops.cli import ExitCode
+from botops.cli._common import load_settings_or_exit, user_errors
+from botops.cli.codes import ExitCode
 from botops.db import migrate
 from botops.db.engine import create_engine, masked_url
-from botops.errors import BotopsError, InvalidRevision
-from botops.settings import Settings, SettingsError, load_settings
+from botops.settings import ENV_FILE, Settings
 
 __all__ = ["app"]
 
@@ -73,7 +73,7 @@ def downgrade(
 @app.command()
 def current() -> None:
     """Show the database's revision, the code's newest, and whether an upgrade is due."""
-    settings = _settings()
+    settings = load_settings_or_exit(ENV_FILE)
     state = _run(migrate.schema_state, settings)
     descriptions = {revision.id: revision.description for revision in migrate.history()}
     if state.is_current:
@@ -116,24 +116,12 @@ def check() -> None:
     raise typer.Exit(ExitCode.FAILURE)
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as error:
-        for problem in error.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
-
-
 def _run(work: Callable[[AsyncEngine], Awaitable[T]], settings: Settings | None = None) -> T:
     """Run ``work`` with an engine for the configured database; map botops' errors to exit codes."""
-    settings = settings or _settings()
-    try:
+    settings = settings or load_settings_or_exit(ENV_FILE)
+    with user_errors():
         return asyncio.run(_with_engine(settings, work))
-    except InvalidRevision as error:
-        _fail(error, ExitCode.USAGE)
-    except BotopsError as error:
-        _fail(error, ExitCode.FAILURE)
+    raise AssertionError("unreachable: user_errors exits on every error")  # pragma: no cover
 
 
 async def _with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -142,11 +130,6 @@ async def _with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitab
         return await work(engine)
     finally:
         await engine.dispose()
-
-
-def _fail(error: BotopsError, code: ExitCode) -> NoReturn:
-    typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(code) from None
 
 
 def _name(revision: str | None) -> str:

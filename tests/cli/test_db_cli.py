@@ -145,7 +145,7 @@ def test_a_malformed_database_url_exits_2_naming_database_url(
     result = _db("current")
 
     assert result.exit_code == ExitCode.USAGE
-    assert result.output.startswith("DATABASE_URL: ")
+    assert result.output.startswith("error: DATABASE_URL: ")
     assert "Traceback" not in result.output
 
 
