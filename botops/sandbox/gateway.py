@@ -397,12 +397,18 @@ class Gateway:
 
     # -- IDENTIFY and RESUME ------------------------------------------------------------------------
 
-    async def _identify(self, connection: Connection, data: Any) -> None:
+    async def _authenticated(self, connection: Connection, data: Any) -> bool:
+        """Close the connection as Discord does unless ``data`` carries the token on a fresh connection."""
         if connection.session is not None:
             await connection.close(CloseCode.ALREADY_AUTHENTICATED)
-            return
+            return False
         if not isinstance(data, dict) or not self.sandbox.token_matches(data.get("token")):
             await connection.close(CloseCode.AUTHENTICATION_FAILED)
+            return False
+        return True
+
+    async def _identify(self, connection: Connection, data: Any) -> None:
+        if not await self._authenticated(connection, data):
             return
         intents = data.get("intents")
         if not isinstance(intents, int) or intents < 0 or intents >= 1 << 26:
@@ -470,11 +476,7 @@ class Gateway:
         return payload
 
     async def _resume(self, connection: Connection, data: Any) -> None:
-        if connection.session is not None:
-            await connection.close(CloseCode.ALREADY_AUTHENTICATED)
-            return
-        if not isinstance(data, dict) or not self.sandbox.token_matches(data.get("token")):
-            await connection.close(CloseCode.AUTHENTICATION_FAILED)
+        if not await self._authenticated(connection, data):
             return
         session = self.sessions.get(str(data.get("session_id")))
         seq = data.get("seq")
