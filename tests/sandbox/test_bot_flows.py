@@ -8,11 +8,10 @@ commands, member chunking, intents and sharding. Faults and reconnects live in t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import discord
@@ -21,6 +20,7 @@ from discord.ext import commands
 
 from botops.sandbox import DemoWorld, Sandbox, Session
 from botops.testing import run_bot
+from tests.sandbox.bots import eventually, own_sandbox, running
 
 T = TypeVar("T")
 
@@ -93,40 +93,6 @@ class _ShardedFlowBot(commands.AutoShardedBot, FlowBot):
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # The default waits 5 s between shards for Discord's identify limit; the sandbox has none.
         return None
-
-
-async def eventually(check: Callable[[], T | None], what: str, timeout: float = 5.0) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            # What tests wait on lives in discord.py's cache and the bot's own records, which signal nothing.
-            while not (result := check()):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-    return result
-
-
-@contextlib.asynccontextmanager
-async def own_sandbox(demo: DemoWorld, **options: Any) -> AsyncIterator[Sandbox]:
-    """Run a sandbox with non-default options on the demo world; fail on unknown routes, like the fixture."""
-    async with Sandbox(world=demo.world, **options) as server:
-        yield server
-    assert [f"{r.method} {r.path}" for r in server.unknown_routes] == []
-
-
-@contextlib.asynccontextmanager
-async def running(bot: FlowBot, server: Sandbox, demo: DemoWorld) -> AsyncIterator[None]:
-    """Run ``bot`` with ``run_bot``; at the end, check it still reads the gateway.
-
-    A payload discord.py cannot parse kills the bot's connection without failing anything, so the
-    block ends with a probe message: events arrive in order, so once the bot has seen the probe it
-    has parsed everything the test made the sandbox send before it.
-    """
-    async with run_bot(bot, server):
-        yield
-        probe = await server.send_message(demo.general, demo.admin, f"{demo.world.bot.mention} probe")
-        await eventually(lambda: any(m.id == probe.id for m in bot.seen), "the bot to see the probe")
 
 
 # -- login and startup ------------------------------------------------------------------------------

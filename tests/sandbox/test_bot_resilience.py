@@ -9,8 +9,6 @@ after a 429 or a 5xx, and a clear error when the token is wrong.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import discord
@@ -19,7 +17,7 @@ from discord.ext import commands
 
 from botops.endpoints import redirect_discord, restore_discord
 from botops.sandbox import DemoWorld, Sandbox, Session
-from botops.testing import run_bot
+from tests.sandbox.bots import eventually, own_sandbox, running
 
 T = TypeVar("T")
 
@@ -63,40 +61,6 @@ def build_bot(**options: Any) -> ResilientBot:
         await ctx.send(text)
 
     return bot
-
-
-async def eventually(check: Callable[[], T | None], what: str, timeout: float = 5.0) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            # What tests wait on lives in discord.py's cache and the bot's own records, which signal nothing.
-            while not (result := check()):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-    return result
-
-
-@contextlib.asynccontextmanager
-async def own_sandbox(demo: DemoWorld, **options: Any) -> AsyncIterator[Sandbox]:
-    """Run a sandbox with non-default options on the demo world; fail on unknown routes, like the fixture."""
-    async with Sandbox(world=demo.world, **options) as server:
-        yield server
-    assert [f"{r.method} {r.path}" for r in server.unknown_routes] == []
-
-
-@contextlib.asynccontextmanager
-async def running(bot: ResilientBot, server: Sandbox, demo: DemoWorld) -> AsyncIterator[None]:
-    """Run ``bot`` with ``run_bot``; at the end, check it still reads the gateway.
-
-    A payload discord.py cannot parse kills the bot's connection without failing anything, so the
-    block ends with a probe message: events arrive in order, so once the bot has seen the probe it
-    has parsed everything the test made the sandbox send before it.
-    """
-    async with run_bot(bot, server):
-        yield
-        probe = await server.send_message(demo.general, demo.admin, f"{demo.world.bot.mention} probe")
-        await eventually(lambda: any(m.id == probe.id for m in bot.seen), "the bot to see the probe")
 
 
 def seen_contents(bot: ResilientBot) -> list[str]:
