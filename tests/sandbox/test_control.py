@@ -173,6 +173,20 @@ async def test_unknown_endpoint_answers_404_in_json(http: aiohttp.ClientSession)
 
 
 @pytest.mark.asyncio
+async def test_a_failure_inside_the_sandbox_answers_500_without_a_traceback(
+    sandbox: Sandbox, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(message_id: int = 0) -> list[Any]:
+        raise RuntimeError("a bug in the sandbox")
+
+    monkeypatch.setattr(sandbox, "messages_after", broken)
+    status, body = await call(http, "GET", "/messages")
+    assert status == 500
+    assert "GET /_sandbox/messages" in body["error"]
+    assert "Traceback" not in body["error"]
+
+
+@pytest.mark.asyncio
 async def test_world_lists_guilds_with_channels_roles_and_members(
     demo: DemoWorld, http: aiohttp.ClientSession
 ) -> None:
@@ -217,6 +231,20 @@ async def test_post_message_takes_ids_as_strings_or_numbers(
     assert status == 201
     assert message["channel_name"] == "announcements"
     assert message["author"]["username"] == "bob"
+
+
+@pytest.mark.asyncio
+async def test_names_are_looked_up_in_the_guild_that_guild_id_names(
+    demo: DemoWorld, http: aiohttp.ClientSession
+) -> None:
+    other = demo.world.add_guild("second guild")
+    other_general = demo.world.add_text_channel(other, "general")
+    demo.world.add_member(other, demo.admin.user)
+    body = {"channel": "general", "author": "alice", "content": "elsewhere", "guild_id": str(other.id)}
+    status, _ = await call(http, "POST", "/messages", body)
+    assert status == 201
+    assert [m.content for m in other_general.history()] == ["elsewhere"]
+    assert demo.general.history() == []
 
 
 @pytest.mark.asyncio
@@ -823,9 +851,11 @@ async def test_clear_faults_disarms_everything(http: aiohttp.ClientSession) -> N
 @pytest.mark.asyncio
 async def test_drop_heartbeat_acks_switches_on_and_off(sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
     _, on = await call(http, "POST", "/faults/drop_heartbeat_acks", {})
-    assert on["drop_heartbeat_acks"] is sandbox.gateway.drop_heartbeat_acks is True
+    assert on["drop_heartbeat_acks"] is True
+    assert sandbox.gateway.drop_heartbeat_acks is True
     _, off = await call(http, "POST", "/faults/drop_heartbeat_acks", {"enabled": False})
-    assert off["drop_heartbeat_acks"] is sandbox.gateway.drop_heartbeat_acks is False
+    assert off["drop_heartbeat_acks"] is False
+    assert sandbox.gateway.drop_heartbeat_acks is False
 
 
 @pytest.mark.asyncio
@@ -978,9 +1008,19 @@ def test_cli_env_file_is_readable_by_its_owner_only(cli: CliSandbox) -> None:
 
 
 def test_cli_prints_the_settings_it_writes_to_the_env_file(cli: CliSandbox) -> None:
+    expected = [f"{key}={value}" for key, value in cli.settings.items()]
+    assert set(cli.settings) == {
+        "DISCORD_API_BASE",
+        "DISCORD_GATEWAY_URL",
+        "DISCORD_TOKEN",
+        "DISCORD_DEV_GUILD_ID",
+    }
+    # The banner is printed just after the env file is written: give it a moment to appear.
+    deadline = time.monotonic() + 10
+    while not all(line in cli.output.read_text() for line in expected) and time.monotonic() < deadline:
+        time.sleep(0.02)
     printed = cli.output.read_text()
-    for key in ("DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "DISCORD_TOKEN", "DISCORD_DEV_GUILD_ID"):
-        assert f"{key}={cli.settings[key]}" in printed
+    assert all(line in printed for line in expected), printed
 
 
 @pytest.mark.asyncio
