@@ -138,6 +138,26 @@ class Settings(BaseSettings):
         None, description="Migrate the schema at start-up; empty: yes in development, no in production"
     )
 
+    # -- levels --------------------------------------------------------------------------------------------
+    xp_flush_interval: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Seconds between XP writes to the database; a crash loses at most this much",
+    )
+    xp_flush_max_pending: int = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="Pending member rows that trigger an XP write before the interval",
+    )
+    xp_admin_max_change: int = Field(
+        1000,
+        ge=0,
+        le=1_000_000,
+        description="Most XP an administrator may set, add or remove with one /xp command",
+    )
+
     # -- logging ---------------------------------------------------------------------------------------
     log_level: LogLevel | None = Field(
         None, description="Lowest level logged; empty: DEBUG in development, INFO in production"
