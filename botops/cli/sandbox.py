@@ -1,18 +1,20 @@
-"""``botops sandbox``: run the offline Discord with its demo guild until Ctrl-C."""
+"""``botops sandbox``: run the offline Discord with its demo guild until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from botops.sandbox import Sandbox, build_demo_world
-from botops.sandbox.demo import DemoWorld
+if TYPE_CHECKING:
+    from botops.sandbox import Sandbox
+    from botops.sandbox.demo import DemoWorld
 
 __all__ = ["sandbox"]
 
@@ -38,18 +40,46 @@ def sandbox(
     """Start the offline Discord with a demo guild and print the settings a bot needs to use it."""
     if ratelimits not in ("generous", "realistic"):
         raise typer.BadParameter("must be 'generous' or 'realistic'", param_hint="--ratelimits")
+    # A Ctrl-C before the loop's own handlers are in place (while importing) still ends quietly.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(host, port, ratelimits, env_file))
 
 
 async def _serve(host: str, port: int, ratelimits: str, env_file: Path | None) -> None:
-    demo = build_demo_world()
-    async with Sandbox(world=demo.world, host=host, port=port, ratelimits=ratelimits) as server:
-        settings = {**server.environment(), "DISCORD_DEV_GUILD_ID": str(demo.guild.id)}
-        if env_file is not None:
-            _write_env_file(env_file, settings)
-        _print_banner(server, demo, settings)
-        await asyncio.Event().wait()
+    # Imported here, so that every other command (`botops run` above all) starts without the server code.
+    from botops.sandbox import Sandbox, build_demo_world
+
+    stopping = asyncio.Event()
+    handled = _stop_on_signals(stopping)
+    try:
+        demo = build_demo_world()
+        async with Sandbox(world=demo.world, host=host, port=port, ratelimits=ratelimits) as server:
+            settings = {**server.environment(), "DISCORD_DEV_GUILD_ID": str(demo.guild.id)}
+            if env_file is not None:
+                _write_env_file(env_file, settings)
+            _print_banner(server, demo, settings)
+            await stopping.wait()
+    finally:
+        loop = asyncio.get_running_loop()
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def _stop_on_signals(stopping: asyncio.Event) -> list[signal.Signals]:
+    """Set ``stopping`` on SIGINT and SIGTERM, so a process manager's stop closes as cleanly as Ctrl-C.
+
+    Return the signals handled; where the loop cannot handle signals (Windows), none, and Ctrl-C ends
+    the command through KeyboardInterrupt as before.
+    """
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stopping.set)
+        except NotImplementedError:
+            break
+        handled.append(signum)
+    return handled
 
 
 def _write_env_file(path: Path, settings: dict[str, str]) -> None:

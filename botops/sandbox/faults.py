@@ -132,12 +132,23 @@ class Faults:
         self._sandbox.gateway.drop_heartbeat_acks = False
 
     def take(self, method: str, path: str) -> list[RestFault]:
-        """Return the faults that apply to this request, counting each one down."""
-        taken = []
-        for fault in list(self.rest):
+        """Return the faults that apply to this request, counting each one down.
+
+        Every matching latency fault applies, and they come first, so all their delays happen before the
+        answer. Of the faults that answer the request (rate_limit, server_error) only the first armed
+        one applies: a request gets one answer, so the others stay armed for the next request.
+        """
+        delays: list[RestFault] = []
+        answer: RestFault | None = None
+        for fault in self.rest:
             if not fault.matches(method, path):
                 continue
-            taken.append(fault)
+            if fault.kind == "latency":
+                delays.append(fault)
+            elif answer is None:
+                answer = fault
+        taken = [*delays, answer] if answer is not None else delays
+        for fault in taken:
             if fault.remaining is not None:
                 fault.remaining -= 1
                 if fault.remaining <= 0:

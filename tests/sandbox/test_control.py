@@ -1034,9 +1034,9 @@ async def test_cli_sandbox_is_driven_over_the_control_plane(cli: CliSandbox) -> 
     assert [(m["author"]["username"], m["content"]) for m in read["messages"]] == [("alice", "hi")]
 
 
-def test_cli_stops_promptly_when_terminated(fresh_cli: CliSandbox) -> None:
+def test_cli_exits_cleanly_when_terminated(fresh_cli: CliSandbox) -> None:
     fresh_cli.process.terminate()
-    assert fresh_cli.process.wait(timeout=10) in (0, -signal.SIGTERM)
+    assert fresh_cli.process.wait(timeout=10) == 0
 
 
 def test_cli_exits_cleanly_on_ctrl_c(fresh_cli: CliSandbox) -> None:

@@ -57,6 +57,18 @@ async def test_server_errors_are_answered_the_armed_number_of_times(
 
 
 @pytest.mark.asyncio
+async def test_an_answering_fault_waits_while_an_earlier_one_answers_the_same_request(
+    http: aiohttp.ClientSession, sandbox: Sandbox
+) -> None:
+    sandbox.faults.server_error("GET", r"^/users/@me$", count=1)
+    sandbox.faults.rate_limit("GET", r"^/users/@me$", count=1)
+
+    statuses = [await _status(http, "GET", "/users/@me") for _ in range(3)]
+
+    assert statuses == [500, 429, 200]
+
+
+@pytest.mark.asyncio
 async def test_a_rate_limit_can_leave_out_via_as_cloudflare_does(
     http: aiohttp.ClientSession, sandbox: Sandbox
 ) -> None:
