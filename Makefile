@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types pytest sandbox bench clean
+.PHONY: run test lint types pytest sandbox bench bench-sandbox bench-startup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ pytest: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/botops sandbox
 
-bench: $(STAMP)
+bench: bench-sandbox bench-startup
+
+bench-sandbox: $(STAMP)
 	$(BIN)/python bench/sandbox.py
+
+bench-startup: $(STAMP)
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

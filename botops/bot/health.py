@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import psutil
 
 from botops import __version__
-from botops.db.engine import ping
-from botops.db.migrate import schema_state
+from botops.db.engine import pinged
+from botops.db.migrate import schema_state_on
 from botops.version import git_commit
 
 if TYPE_CHECKING:
@@ -71,8 +71,9 @@ async def collect_health(bot: Bot) -> HealthReport:
     revision: str | None = None
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):  # a hung database is a failed check, not a hung reply
-            database_ms = await ping(bot.engine)
-            state = await schema_state(bot.engine)
+            # One connection for both checks: each connection costs a BEGIN and a ROLLBACK of its own.
+            async with pinged(bot.engine) as (connection, database_ms):
+                state = await schema_state_on(connection)
             schema_current, revision = state.is_current, state.current
     except Exception as failure:  # any database failure is what this check exists to show
         error = f"{type(failure).__name__}: {failure}".splitlines()[0][:200]

@@ -10,10 +10,8 @@ from typing import Annotated
 import typer
 
 from botops.cli._common import load_settings_or_exit, user_errors
-from botops.cli.offline import OfflineDemo, offline_settings
 from botops.logs import setup_logging
 from botops.runner import run_bot_until_stopped
-from botops.sandbox import Sandbox, build_demo_world
 from botops.settings import ENV_FILE, Settings
 
 __all__ = ["run"]
@@ -42,6 +40,10 @@ async def _run(settings: Settings, *, demo: bool, env_file: Path) -> None:
     if not _offline(settings):
         await run_bot_until_stopped(settings, env_file=env_file)
         return
+    # Imported here: a bot with a token never pays for starting up the sandbox's server code.
+    from botops.cli.offline import OfflineDemo, offline_settings
+    from botops.sandbox import Sandbox, build_demo_world
+
     world = build_demo_world()
     async with Sandbox(world=world.world) as sandbox:
         companion = OfflineDemo(sandbox, world, chat=demo)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -35,6 +35,7 @@ __all__ = [
     "database_reachable",
     "masked_url",
     "ping",
+    "pinged",
 ]
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     connection = engine.connect()
     try:
         await connection.start()
-    except (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except _connect_errors() as error:
         raise DatabaseUnavailable(masked_url(engine.url), _reason(error, engine.url)) from error
     try:
         yield connection
@@ -180,12 +181,29 @@ async def ping(engine: AsyncEngine) -> float:
         DatabaseUnavailable: no connection could be opened, or the query failed.
     """
     started = time.perf_counter()
+    async with pinged(engine):
+        pass
+    return (time.perf_counter() - started) * 1000
+
+
+@contextlib.asynccontextmanager
+async def pinged(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnection, float]]:
+    """Open a connection and run ``SELECT 1``; yield the connection and the milliseconds that took.
+
+    The time counts opening the connection and the query. The connection stays open for whatever else
+    the caller checks (the health check reads the schema revision over it), so that one visit to the
+    database costs one connection, not one per check.
+
+    Raises:
+        DatabaseUnavailable: no connection could be opened, or the query failed.
+    """
+    started = time.perf_counter()
     async with connect(engine) as connection:
         try:
             await connection.execute(text("SELECT 1"))
         except DBAPIError as error:
             raise DatabaseUnavailable(masked_url(engine.url), _reason(error, engine.url)) from error
-    return (time.perf_counter() - started) * 1000
+        yield connection, (time.perf_counter() - started) * 1000
 
 
 async def database_reachable(engine: AsyncEngine) -> bool:
@@ -196,6 +214,15 @@ async def database_reachable(engine: AsyncEngine) -> bool:
         log.warning("Database unreachable: %s", error.reason)
         return False
     return True
+
+
+def _connect_errors() -> tuple[type[BaseException], ...]:
+    # asyncpg's own errors can only come from asyncpg, which SQLAlchemy imports for a PostgreSQL URL;
+    # a SQLite bot never pays for importing it.
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is None:
+        return (DBAPIError, OSError)
+    return (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _reason(error: BaseException, url: URL) -> str:

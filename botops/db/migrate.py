@@ -14,23 +14,20 @@ which compares :data:`botops.db.schema.metadata` with the database named by ``DA
 
 from __future__ import annotations
 
+import ast
 import logging
+import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.script.revision import RevisionError
-from alembic.util.exc import CommandError
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from botops.db.engine import connect
 from botops.db.schema import metadata
@@ -43,7 +40,12 @@ from botops.errors import (
     SchemaBehind,
 )
 
+# Alembic is imported where it is used: importing it costs about a tenth of a second (its dialect
+# implementations, Mako, Pygments), and a start or a /health with the schema current never needs it.
 if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     from botops.settings import Settings
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "head_revision",
     "history",
     "schema_state",
+    "schema_state_on",
     "upgrade",
 ]
 
@@ -122,6 +125,8 @@ class MigrationResult:
 
 def alembic_config(script_location: Path = MIGRATIONS_DIR) -> Config:
     """Build Alembic's configuration for the revisions in ``script_location``; it holds no URL."""
+    from alembic.config import Config
+
     config = Config()
     # Config values go through configparser interpolation, where % is special.
     config.set_main_option("script_location", str(script_location).replace("%", "%%"))
@@ -168,9 +173,22 @@ async def schema_state(engine: AsyncEngine, *, script_location: Path = MIGRATION
     Raises:
         DatabaseUnavailable: the database cannot be reached.
     """
-    script = _script(script_location)
+    head = _plain_head(script_location)
+    script = _script(script_location) if head is None else None
     async with connect(engine) as connection:
-        return await connection.run_sync(_read_state, script)
+        return await _state_over(connection, head, script, script_location)
+
+
+async def schema_state_on(
+    connection: AsyncConnection, *, script_location: Path = MIGRATIONS_DIR
+) -> SchemaState:
+    """Compare the database's revision with the code's head, over a connection already open.
+
+    The health check uses it to read the revision over the connection it has just pinged.
+    """
+    head = _plain_head(script_location)
+    script = _script(script_location) if head is None else None
+    return await _state_over(connection, head, script, script_location)
 
 
 async def upgrade(
@@ -184,6 +202,8 @@ async def upgrade(
         InvalidRevision: ``revision`` does not exist or is not above the database's revision.
         MigrationFailed: a revision raised; everything was rolled back.
     """
+    from alembic import command
+
     return await _migrate(engine, command.upgrade, revision, script_location)
 
 
@@ -198,6 +218,8 @@ async def downgrade(
         InvalidRevision: ``revision`` does not exist or is not below the database's revision.
         MigrationFailed: a revision raised; everything was rolled back.
     """
+    from alembic import command
+
     return await _migrate(engine, command.downgrade, revision, script_location)
 
 
@@ -263,10 +285,111 @@ async def ensure_schema(
 
 _AlembicCommand = Callable[..., Any]
 
+#: What Alembic's MigrationContext reads to learn the revision, from its default table, which botops keeps.
+_SELECT_VERSIONS = text("SELECT version_num FROM alembic_version")
+#: The files Alembic loads from ``versions/`` as revisions (its own pattern, without sourceless files).
+_REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+_REVISION_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
+#: Per versions folder: its listing (name, size, mtime of each revision file) and the head read from it.
+_plain_heads: dict[Path, tuple[tuple[tuple[str, int, int], ...], str | None]] = {}
+
+
+def _plain_head(script_location: Path) -> str | None:
+    """Return the code's one head, read from the revision files without Alembic; ``None``: ask Alembic.
+
+    Alembic imports itself and every revision module to find the head, which the bot needs at each
+    start and each ``/health``. This reads the literal ``revision`` and ``down_revision`` of each file
+    instead, again only when a file is added, removed or changed. Anything it cannot read as plainly as
+    Alembic would (computed values, branch labels, dependencies, a missing parent, several heads)
+    answers ``None``, and Alembic decides.
+    """
+    versions = script_location / "versions"
+    try:
+        with os.scandir(versions) as entries:
+            listing = tuple(
+                sorted(
+                    (entry.name, (stat := entry.stat()).st_size, stat.st_mtime_ns)
+                    for entry in entries
+                    if entry.is_file() and _REVISION_FILE.match(entry.name)
+                )
+            )
+    except OSError:
+        return None
+    cached = _plain_heads.get(versions)
+    if cached is not None and cached[0] == listing:
+        return cached[1]
+    head = _head_of_files(versions, [name for name, _, _ in listing])
+    _plain_heads[versions] = (listing, head)
+    return head
+
+
+def _head_of_files(versions: Path, names: list[str]) -> str | None:
+    parents: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        values = _literal_revision_values(versions / name)
+        if values is None:
+            return None
+        revision, down = values.get("revision"), values.get("down_revision", ...)
+        if not isinstance(revision, str) or revision in parents:
+            return None
+        if values.get("branch_labels") is not None or values.get("depends_on") is not None:
+            return None
+        if down is None:
+            parents[revision] = ()
+        elif isinstance(down, str):
+            parents[revision] = (down,)
+        elif isinstance(down, tuple | list) and all(isinstance(parent, str) for parent in down):
+            parents[revision] = tuple(down)
+        else:
+            return None
+    referenced = {parent for revision_parents in parents.values() for parent in revision_parents}
+    heads = parents.keys() - referenced
+    if not referenced <= parents.keys() or len(heads) != 1:
+        return None
+    return heads.pop()
+
+
+def _literal_revision_values(path: Path) -> dict[str, Any] | None:
+    """Return the module-level literal assignments of a revision file's identifiers, or ``None``."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    values: dict[str, Any] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            if any((alias.asname or alias.name) in _REVISION_NAMES for alias in statement.names):
+                return None
+            continue
+        if isinstance(statement, ast.Expr | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if getattr(statement, "name", None) in _REVISION_NAMES:
+                return None
+            continue
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target, value = statement.targets[0], statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            target, value = statement.target, statement.value
+        else:
+            return None  # control flow or unusual binding at module level: leave it to Alembic
+        if not isinstance(target, ast.Name):
+            return None
+        if target.id not in _REVISION_NAMES:
+            continue
+        if target.id in values:
+            return None
+        try:
+            values[target.id] = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            return None
+    return values
+
 
 async def _migrate(
     engine: AsyncEngine, action: _AlembicCommand, revision: str, script_location: Path
 ) -> MigrationResult:
+    from alembic.script.revision import RevisionError
+    from alembic.util.exc import CommandError
+
     script = _script(script_location)
     async with connect(engine) as connection:
         state = await connection.run_sync(_read_state, script)
@@ -298,6 +421,8 @@ def _run_alembic(connection: Connection, action: _AlembicCommand, config: Config
 
 
 def _script(script_location: Path) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(script_location))
 
 
@@ -312,11 +437,34 @@ def _head(script: ScriptDirectory) -> str:
 
 
 def _read_current(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     heads = MigrationContext.configure(connection).get_current_heads()
     return ",".join(heads) if heads else None
 
 
+async def _state_over(
+    connection: AsyncConnection, head: str | None, script: ScriptDirectory | None, script_location: Path
+) -> SchemaState:
+    # The common answer, "current", needs neither Alembic nor its revision map: the head read from the
+    # files (``head``) and one SELECT settle it. Any other answer is Alembic's.
+    if head is not None:
+        try:
+            rows = await connection.execute(_SELECT_VERSIONS)
+        except DBAPIError:
+            # No version table yet (or no right to read it): Alembic looks below, in a fresh transaction,
+            # since PostgreSQL refuses every statement after a failed one in the same transaction.
+            await connection.rollback()
+        else:
+            versions = rows.scalars().all()
+            if versions and ",".join(versions) == head:
+                return SchemaState(head, head, SchemaStatus.CURRENT)
+    return await connection.run_sync(_read_state, script or _script(script_location))
+
+
 def _read_state(connection: Connection, script: ScriptDirectory) -> SchemaState:
+    from alembic.script.revision import RevisionError
+
     current = _read_current(connection)
     head = _head(script)
     if current == head:
@@ -329,6 +477,9 @@ def _read_state(connection: Connection, script: ScriptDirectory) -> SchemaState:
 
 
 def _compare_with_metadata(connection: Connection) -> list[Any]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(connection, opts={"compare_type": True, "target_metadata": metadata})
     return list(compare_metadata(context, metadata))
 
