@@ -12,6 +12,9 @@ The hierarchy::
     │   ├── SchemaAhead                 the database is at a revision this code does not know
     │   ├── InvalidRevision             a migration target that does not exist or cannot be reached
     │   └── MigrationFailed             a migration raised; its transaction was rolled back
+    ├── InvalidGuildSetting         a guild setting botops does not allow; nothing was changed
+    │   ├── GuildSettingOutOfRange      a number outside its bounds (XP 0..1000, cooldown 0..86400 s)
+    │   └── XpRangeInverted             the minimum XP per message above the maximum
     └── IncompatibleDiscordPy       discord.py no longer has an attribute botops relies on
 """
 
@@ -23,12 +26,15 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailable",
     "EndpointRedirectRefused",
+    "GuildSettingOutOfRange",
     "IncompatibleDiscordPy",
+    "InvalidGuildSetting",
     "InvalidRevision",
     "LogDirUnusable",
     "MigrationFailed",
     "SchemaAhead",
     "SchemaBehind",
+    "XpRangeInverted",
 ]
 
 
@@ -139,6 +145,37 @@ class MigrationFailed(DatabaseError):
             f"migrating the database to {target} failed and was rolled back, the schema is still at "
             f"{_revision_name(before)}: {reason}"
         )
+
+
+class InvalidGuildSetting(BotopsError):
+    """A guild setting was given a value botops does not allow; nothing was changed.
+
+    ``setting`` is the setting's name, ``value`` what was given, ``allowed`` what would be.
+    """
+
+    def __init__(self, setting: str, value: object, allowed: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{setting} cannot be {value!r}, it must be {allowed}; nothing was changed")
+
+
+class GuildSettingOutOfRange(InvalidGuildSetting):
+    """A number setting of a guild is outside ``minimum..maximum``."""
+
+    def __init__(self, setting: str, value: object, minimum: int, maximum: int) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(setting, value, f"a whole number from {minimum} to {maximum}")
+
+
+class XpRangeInverted(InvalidGuildSetting):
+    """The minimum XP per message would be more than the maximum."""
+
+    def __init__(self, xp_min: int, xp_max: int) -> None:
+        self.xp_min = xp_min
+        self.xp_max = xp_max
+        super().__init__("xp_min", xp_min, f"at most xp_max ({xp_max})")
 
 
 class IncompatibleDiscordPy(BotopsError):

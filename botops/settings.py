@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Most XP an administrator may set, add or remove with one /xp command",
     )
+    guild_settings_ttl: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description="Seconds a guild's settings are cached; changes through the bot show at once",
+    )
 
     # -- logging ---------------------------------------------------------------------------------------
     log_level: LogLevel | None = Field(

@@ -21,7 +21,7 @@ from discord.ext import commands
 from botops.bot.extensions import BUILTIN_EXTENSIONS, discover_extensions
 from botops.bot.funnel import report_app_command_error, report_command_error
 from botops.bot.i18n import DEFAULT_LANGUAGE, language_for_locale
-from botops.db.guild_settings import language_of
+from botops.db.guild_settings import GuildSettingsCache
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -80,6 +80,7 @@ class Bot(commands.AutoShardedBot):
         )
         self.settings = settings
         self.engine = engine
+        self.guild_settings = GuildSettingsCache(engine, ttl=settings.guild_settings_ttl)
         self.builtin_extensions = builtin_extensions
         self.started_at = time.monotonic()
         self.failed_extensions: dict[str, str] = {}
@@ -153,7 +154,7 @@ class Bot(commands.AutoShardedBot):
         """Return the language to answer in: the guild's setting, else the user's locale, else English."""
         if guild_id is not None:
             try:
-                chosen = await language_of(self.engine, guild_id)
+                chosen = (await self.guild_settings.get(guild_id)).language
             except Exception:  # the reply must not fail because the database does
                 log.warning("could not read the language of guild %s", guild_id, exc_info=True)
                 chosen = None

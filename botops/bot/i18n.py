@@ -37,6 +37,54 @@ _EN: Final[dict[str, str]] = {
     "reload.failed": "{name} did not reload and its previous version keeps running: {cause}",
     "reload.not_loaded": "{name} is not loaded. Loaded: {loaded}.",
     "reload.synced": "Slash commands changed and were synced again.",
+    # /settings
+    "language.self": "English",
+    "settings.title": "Settings of {guild}",
+    "settings.language": "Language",
+    "settings.language.members": "each member's Discord language",
+    "settings.xp": "XP for messages",
+    "settings.on": "on",
+    "settings.off": "off",
+    "settings.xp_range": "XP per message",
+    "settings.xp_range.value": "{minimum} to {maximum}",
+    "settings.cooldown": "XP at most every",
+    "settings.cooldown.value": "{seconds} s",
+    "settings.levelup_channel": "Level-up announcements",
+    "settings.levelup_channel.message": "in the channel of the message",
+    "settings.rewards": "Role rewards",
+    "settings.rewards.none": "none",
+    "settings.rewards.item": "Level {level}: {role}",
+    "settings.rewards.more": "… and {count} more",
+    "settings.done.language": "This server's language is now {name}.",
+    "settings.done.xp_on": "Members now earn XP for their messages.",
+    "settings.done.xp_off": "Members no longer earn XP for their messages.",
+    "settings.done.xp_range": "A message now earns {minimum} to {maximum} XP.",
+    "settings.done.cooldown": "A member now earns XP at most once every {seconds} s.",
+    "settings.done.levelup_channel": "Level-ups are now announced in {channel}.",
+    "settings.done.levelup_channel_message": "Level-ups are now announced in the channel of the message.",
+    "settings.done.reward": "Members who reach level {level} now get {role}.",
+    "settings.done.reward_removed": "Level {level} no longer gives a role.",
+    "settings.error.xp_range_inverted": (
+        "The minimum XP per message ({minimum}) cannot be more than the maximum ({maximum}), "
+        "so nothing was changed."
+    ),
+    "settings.error.xp_out_of_range": (
+        "XP per message must be from {minimum} to {maximum}, so nothing was changed."
+    ),
+    "settings.error.cooldown_out_of_range": (
+        "The cooldown must be from {minimum} to {maximum} seconds, so nothing was changed."
+    ),
+    "settings.error.level_out_of_range": (
+        "The level must be from {minimum} to {maximum}, so nothing was changed."
+    ),
+    "settings.error.invalid": "{setting} cannot be {value}, so nothing was changed.",
+    "settings.error.role": (
+        "I cannot give {role}: it must be below my highest role and not managed by an integration, "
+        "so nothing was changed."
+    ),
+    "settings.error.channel": (
+        "I cannot post in {channel}: I need to see it and send messages there, so nothing was changed."
+    ),
 }
 
 _DE: Final[dict[str, str]] = {
@@ -64,6 +112,55 @@ _DE: Final[dict[str, str]] = {
     "reload.failed": "{name} wurde nicht neu geladen, die vorherige Version läuft weiter: {cause}",
     "reload.not_loaded": "{name} ist nicht geladen. Geladen: {loaded}.",
     "reload.synced": "Die Slash-Befehle haben sich geändert und wurden neu synchronisiert.",
+    # /settings
+    "language.self": "Deutsch",
+    "settings.title": "Einstellungen von {guild}",
+    "settings.language": "Sprache",
+    "settings.language.members": "die Discord-Sprache jedes Mitglieds",
+    "settings.xp": "XP für Nachrichten",
+    "settings.on": "an",
+    "settings.off": "aus",
+    "settings.xp_range": "XP pro Nachricht",
+    "settings.xp_range.value": "{minimum} bis {maximum}",
+    "settings.cooldown": "XP höchstens alle",
+    "settings.cooldown.value": "{seconds} s",
+    "settings.levelup_channel": "Level-up-Ankündigungen",
+    "settings.levelup_channel.message": "im Kanal der Nachricht",
+    "settings.rewards": "Rollen als Belohnung",
+    "settings.rewards.none": "keine",
+    "settings.rewards.item": "Level {level}: {role}",
+    "settings.rewards.more": "… und {count} weitere",
+    "settings.done.language": "Die Sprache dieses Servers ist jetzt {name}.",
+    "settings.done.xp_on": "Mitglieder bekommen jetzt XP für ihre Nachrichten.",
+    "settings.done.xp_off": "Mitglieder bekommen keine XP mehr für ihre Nachrichten.",
+    "settings.done.xp_range": "Eine Nachricht bringt jetzt {minimum} bis {maximum} XP.",
+    "settings.done.cooldown": "Ein Mitglied bekommt jetzt höchstens alle {seconds} s XP.",
+    "settings.done.levelup_channel": "Level-ups werden jetzt in {channel} angekündigt.",
+    "settings.done.levelup_channel_message": "Level-ups werden jetzt im Kanal der Nachricht angekündigt.",
+    "settings.done.reward": "Wer Level {level} erreicht, bekommt jetzt {role}.",
+    "settings.done.reward_removed": "Level {level} gibt keine Rolle mehr.",
+    "settings.error.xp_range_inverted": (
+        "Die minimale XP pro Nachricht ({minimum}) darf nicht größer sein als die maximale ({maximum}), "
+        "also wurde nichts geändert."
+    ),
+    "settings.error.xp_out_of_range": (
+        "XP pro Nachricht muss zwischen {minimum} und {maximum} liegen, also wurde nichts geändert."
+    ),
+    "settings.error.cooldown_out_of_range": (
+        "Die Wartezeit muss zwischen {minimum} und {maximum} Sekunden liegen, also wurde nichts geändert."
+    ),
+    "settings.error.level_out_of_range": (
+        "Das Level muss zwischen {minimum} und {maximum} liegen, also wurde nichts geändert."
+    ),
+    "settings.error.invalid": "{setting} kann nicht {value} sein, also wurde nichts geändert.",
+    "settings.error.role": (
+        "Ich kann {role} nicht vergeben: Die Rolle muss unter meiner höchsten Rolle liegen und darf nicht "
+        "von einer Integration verwaltet werden, also wurde nichts geändert."
+    ),
+    "settings.error.channel": (
+        "Ich kann in {channel} nicht schreiben: Ich muss den Kanal sehen und dort Nachrichten senden "
+        "dürfen, also wurde nichts geändert."
+    ),
 }
 
 #: Every language botops speaks, by its code as stored in guild settings.

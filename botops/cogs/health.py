@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from botops.bot.funnel import AdminOnly
+from botops.bot.checks import is_administrator
 from botops.bot.health import LATENCY_THRESHOLD_MS, HealthReport, collect_health
 from botops.bot.i18n import text
 
@@ -20,16 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["Health", "setup"]
 
 log = logging.getLogger(__name__)
-
-
-async def is_administrator(interaction: discord.Interaction[Bot]) -> bool:
-    """Let administrators (and the bot's owner) through; refuse everyone else in one sentence."""
-    member = interaction.user
-    if isinstance(member, discord.Member) and member.guild_permissions.administrator:
-        return True
-    if await interaction.client.is_owner(interaction.user):
-        return True
-    raise AdminOnly()
 
 
 def render_health(report: HealthReport, language: str) -> discord.Embed:
