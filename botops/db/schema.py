@@ -7,9 +7,35 @@ fails until it exists.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, String, Table, func, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    true,
+)
 
-__all__ = ["NAMING_CONVENTION", "guild_settings", "metadata"]
+__all__ = [
+    "MAX_XP_COOLDOWN_SECONDS",
+    "MAX_XP_PER_MESSAGE",
+    "NAMING_CONVENTION",
+    "guild_settings",
+    "level_rewards",
+    "member_xp",
+    "metadata",
+]
+
+#: Upper bound of the XP range a guild may choose per message (``xp_min <= xp_max <= 1000``).
+MAX_XP_PER_MESSAGE = 1000
+#: Upper bound of the cooldown between two awards of one member: a day.
+MAX_XP_COOLDOWN_SECONDS = 86_400
 
 #: Constraint names are derived, not left to each database, so a migration can drop them by name on
 #: SQLite and PostgreSQL alike.
@@ -39,4 +65,37 @@ guild_settings = Table(
         server_default=func.now(),
         onupdate=func.now(),
     ),
+    Column("xp_min", Integer, nullable=False, server_default="15"),
+    Column("xp_max", Integer, nullable=False, server_default="25"),
+    Column("xp_cooldown_seconds", Integer, nullable=False, server_default="60"),
+    # Where level-up announcements go; NULL: the channel of the message that levelled up.
+    Column("levelup_channel_id", BigInteger, nullable=True),
+    CheckConstraint(f"xp_min >= 0 AND xp_min <= xp_max AND xp_max <= {MAX_XP_PER_MESSAGE}", name="xp_range"),
+    CheckConstraint(
+        f"xp_cooldown_seconds >= 0 AND xp_cooldown_seconds <= {MAX_XP_COOLDOWN_SECONDS}", name="xp_cooldown"
+    ),
+)
+
+#: One row per member who ever earned XP in a guild. Written by the batched writer
+#: (:func:`botops.db.levels.write_xp_deltas`), read for /rank and /leaderboard.
+member_xp = Table(
+    "member_xp",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("xp", BigInteger, nullable=False, server_default="0"),
+    Column("messages", Integer, nullable=False, server_default="0"),
+    Column("last_awarded_at", DateTime(timezone=True), nullable=True),
+)
+# The primary key (guild_id, user_id) serves a member's lookup; this index serves the leaderboard
+# (ORDER BY xp DESC within a guild) and counting the members above a given XP.
+Index("ix_member_xp_guild_id_xp", member_xp.c.guild_id, member_xp.c.xp.desc())
+
+#: The role a guild gives at a level; one role per level.
+level_rewards = Table(
+    "level_rewards",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("role_id", BigInteger, nullable=False),
 )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from botops.db import migrate
@@ -362,3 +363,55 @@ async def test_a_database_ahead_of_the_code_is_refused_even_in_development(engin
 
     with pytest.raises(SchemaAhead, match="from_the_future, a revision this code does not know"):
         await migrate.ensure_schema(engine, _settings(_url(engine), "development"))
+
+
+# -- the levels revision -------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_new_guild_row_gets_the_default_xp_settings(engine: AsyncEngine) -> None:
+    await migrate.upgrade(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO guild_settings (guild_id) VALUES (7)"))
+        row = (
+            await connection.execute(
+                text("SELECT xp_min, xp_max, xp_cooldown_seconds, levelup_channel_id FROM guild_settings")
+            )
+        ).one()
+
+    assert tuple(row) == (15, 25, 60, None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "values",
+    [
+        "xp_min = 30, xp_max = 20",
+        "xp_min = -1",
+        "xp_max = 1001",
+        "xp_cooldown_seconds = -1",
+        "xp_cooldown_seconds = 86401",
+    ],
+)
+async def test_guild_settings_refuse_xp_settings_out_of_bounds(engine: AsyncEngine, values: str) -> None:
+    await migrate.upgrade(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO guild_settings (guild_id) VALUES (7)"))
+
+    with pytest.raises(IntegrityError, match="ck_guild_settings_xp_"):
+        async with engine.begin() as connection:
+            await connection.execute(text(f"UPDATE guild_settings SET {values}"))  # noqa: S608 - fixed test values
+
+
+@pytest.mark.asyncio
+async def test_the_leaderboard_index_orders_xp_descending_within_a_guild(engine: AsyncEngine) -> None:
+    await migrate.upgrade(engine)
+    query = (
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_member_xp_guild_id_xp'"
+        if engine.dialect.name == "postgresql"
+        else "SELECT sql FROM sqlite_master WHERE name = 'ix_member_xp_guild_id_xp'"
+    )
+    async with engine.connect() as connection:
+        definition = (await connection.execute(text(query))).scalar_one()
+
+    assert "(guild_id, xp DESC)" in definition
