@@ -22,6 +22,7 @@ from botops.bot.extensions import BUILTIN_EXTENSIONS, discover_extensions
 from botops.bot.funnel import report_app_command_error, report_command_error
 from botops.bot.i18n import DEFAULT_LANGUAGE, language_for_locale
 from botops.db.guild_settings import GuildSettingsCache
+from botops.db.writer import BatchedWriter
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -86,6 +87,8 @@ class Bot(commands.AutoShardedBot):
         self.failed_extensions: dict[str, str] = {}
         self.command_errors: Counter[tuple[str, bool]] = Counter()
         self._synced_signature: str | None = None
+        #: The batched writers of the loaded features; flushed before a backup and on demand.
+        self.writers: list[BatchedWriter[Any, Any]] = []
 
     # -- start-up -----------------------------------------------------------------------------------
 
@@ -126,6 +129,13 @@ class Bot(commands.AutoShardedBot):
         self._synced_signature = signature
         log.info("synced %d slash commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
         return True
+
+    async def flush_writers(self) -> int:
+        """Write what every feature's batched writer holds (before a backup, say); return the rows written."""
+        written = 0
+        for writer in list(self.writers):
+            written += await writer.flush()
+        return written
 
     # -- shutdown -----------------------------------------------------------------------------------
 

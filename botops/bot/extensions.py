@@ -18,7 +18,12 @@ __all__ = ["BUILTIN_EXTENSIONS", "discover_extensions"]
 log = logging.getLogger(__name__)
 
 #: The features every botops bot has; a failure to load one of them stops the start.
-BUILTIN_EXTENSIONS: tuple[str, ...] = ("botops.cogs.health", "botops.cogs.admin", "botops.cogs.settings")
+BUILTIN_EXTENSIONS: tuple[str, ...] = (
+    "botops.cogs.health",
+    "botops.cogs.admin",
+    "botops.cogs.settings",
+    "botops.cogs.levels",
+)
 
 
 def discover_extensions(package: str, root: Path | None = None) -> list[str]:

@@ -13,6 +13,21 @@ __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "language_for_locale", "text"]
 DEFAULT_LANGUAGE: Final = "en"
 
 _EN: Final[dict[str, str]] = {
+    "levels.levelup": "{member} reached level {level}!",
+    "levels.rank.title": "Rank of {member}",
+    "levels.rank.level": "Level",
+    "levels.rank.xp": "XP",
+    "levels.rank.progress": "Next level",
+    "levels.rank.progress_value": "{into} / {needed} XP ({percent}%)",
+    "levels.rank.position": "Rank",
+    "levels.rank.none": "{member} has no XP yet.",
+    "levels.leaderboard.title": "Leaderboard of {guild}, page {page}",
+    "levels.leaderboard.entry": "**{rank}.** {member}: level {level}, {xp} XP",
+    "levels.leaderboard.empty": "Nobody is on page {page} yet.",
+    "levels.xp.too_much": "You can change XP by at most {maximum} at once.",
+    "levels.xp.negative": "The amount must be 0 or more.",
+    "levels.xp.done": "{member} now has {xp} XP (level {level}).",
+    "levels.xp.bot": "Bots do not collect XP.",
     "error.not_allowed": "You are not allowed to use this command.",
     "error.admin_only": "Only administrators can use this command.",
     "error.owner_only": "Only the bot's owner can use this command.",
@@ -88,6 +103,21 @@ _EN: Final[dict[str, str]] = {
 }
 
 _DE: Final[dict[str, str]] = {
+    "levels.levelup": "{member} hat Level {level} erreicht!",
+    "levels.rank.title": "Rang von {member}",
+    "levels.rank.level": "Level",
+    "levels.rank.xp": "XP",
+    "levels.rank.progress": "Nächstes Level",
+    "levels.rank.progress_value": "{into} / {needed} XP ({percent} %)",
+    "levels.rank.position": "Rang",
+    "levels.rank.none": "{member} hat noch keine XP.",
+    "levels.leaderboard.title": "Bestenliste von {guild}, Seite {page}",
+    "levels.leaderboard.entry": "**{rank}.** {member}: Level {level}, {xp} XP",
+    "levels.leaderboard.empty": "Auf Seite {page} steht noch niemand.",
+    "levels.xp.too_much": "Du kannst XP um höchstens {maximum} auf einmal ändern.",
+    "levels.xp.negative": "Der Betrag muss 0 oder mehr sein.",
+    "levels.xp.done": "{member} hat jetzt {xp} XP (Level {level}).",
+    "levels.xp.bot": "Bots sammeln keine XP.",
     "error.not_allowed": "Du darfst diesen Befehl nicht benutzen.",
     "error.admin_only": "Nur Administratoren können diesen Befehl benutzen.",
     "error.owner_only": "Nur der Besitzer des Bots kann diesen Befehl benutzen.",

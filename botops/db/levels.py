@@ -62,14 +62,16 @@ class XpDelta:
 
     xp: int
     messages: int
-    last_awarded_at: datetime
+    #: None for a change that is no award (an administrator's /xp): it leaves the stored time as it was.
+    last_awarded_at: datetime | None
 
     def merge(self, newer: XpDelta) -> XpDelta:
         """Add ``newer`` into this delta (XP and messages summed, the later award time) and return it."""
         self.xp += newer.xp
         self.messages += newer.messages
-        if newer.last_awarded_at > self.last_awarded_at:
-            self.last_awarded_at = newer.last_awarded_at
+        later = newer.last_awarded_at
+        if later is not None and (self.last_awarded_at is None or later > self.last_awarded_at):
+            self.last_awarded_at = later
         return self
 
 
@@ -126,15 +128,17 @@ async def _write_with_unnest(connection: AsyncConnection, deltas: dict[tuple[int
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is UTC:
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is UTC:
         return moment
     # A naive time is taken to be UTC already, as discord.py's and datetime.now(UTC)'s are aware.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _epoch_micros(moment: datetime) -> int:
-    # A naive time is taken to be UTC, as in _utc.
+def _epoch_micros(moment: datetime | None) -> int | None:
+    # None (no award) stays NULL, which the upsert's coalesce leaves as it was; a naive time is UTC.
+    if moment is None:
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _MICROSECOND

@@ -1,0 +1,345 @@
+"""Levels: XP for messages, level-ups with role rewards, ``/rank``, ``/leaderboard`` and ``/xp``.
+
+A member's message in a guild earns a random amount of XP in the guild's range, at most once per
+cooldown; bots, webhooks and DMs earn nothing. Each award updates the guild's in-memory rank index at
+once and is handed to a batched writer, which persists the deltas every ``XP_FLUSH_INTERVAL`` seconds
+(or sooner when ``XP_FLUSH_MAX_PENDING`` rows wait), on shutdown and before a backup: a crash loses at
+most the last interval. ``/rank`` and ``/leaderboard`` read the index, which equals the database once
+the writer has flushed, in microseconds even for a million members. Administrators change XP with
+``/xp`` through the same writer, so an award and a correction can never count each other twice.
+
+One process owns a guild's XP (a guild lives on one shard), so its index stays exact; the cooldowns
+are in memory too and start afresh after a restart or reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands, tasks
+
+from botops.bot.checks import is_administrator
+from botops.bot.i18n import text
+from botops.db.guild_settings import GuildConfig
+from botops.db.levels import XpDelta, load_guild_xp, merge_xp_deltas, write_xp_deltas
+from botops.db.writer import BatchedWriter
+from botops.levels import GuildRanks, level_for, progress
+
+if TYPE_CHECKING:
+    from botops.bot.core import Bot
+
+__all__ = ["Levels", "setup"]
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 10
+#: Cooldown entries older than the longest cooldown a guild may set are forgotten by the pruning loop.
+_COOLDOWN_MEMORY_SECONDS = 86_400
+
+
+class Levels(commands.Cog):
+    """XP, levels and their commands."""
+
+    xp = app_commands.Group(
+        name="xp",
+        description="Change a member's XP (administrators)",
+        default_permissions=discord.Permissions(administrator=True),
+        guild_only=True,
+    )
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.writer: BatchedWriter[tuple[int, int], XpDelta] = BatchedWriter(
+            bot.engine,
+            write_xp_deltas,
+            merge=merge_xp_deltas,
+            interval=bot.settings.xp_flush_interval,
+            max_pending=bot.settings.xp_flush_max_pending,
+            name="xp",
+        )
+        self._ranks: dict[int, GuildRanks] = {}
+        self._loading: dict[int, asyncio.Task[GuildRanks]] = {}
+        self._last_award: dict[tuple[int, int], float] = {}
+        self._random = random.Random()  # noqa: S311 - XP amounts are a game, not a secret
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def cog_load(self) -> None:
+        await self.writer.start()
+        self.bot.writers.append(self.writer)
+        self._prune_cooldowns.start()
+
+    async def cog_unload(self) -> None:
+        self._prune_cooldowns.cancel()
+        if self.writer in self.bot.writers:
+            self.bot.writers.remove(self.writer)
+        await self.writer.stop()  # the final flush: every acknowledged award reaches the database
+
+    @tasks.loop(minutes=10)
+    async def _prune_cooldowns(self) -> None:
+        cutoff = time.monotonic() - _COOLDOWN_MEMORY_SECONDS
+        stale = [key for key, at in self._last_award.items() if at < cutoff]
+        for key in stale:
+            del self._last_award[key]
+
+    # -- the rank index -----------------------------------------------------------------------------
+
+    async def ranks_of(self, guild_id: int) -> GuildRanks:
+        """Return the guild's rank index, loading it from the database on first use (once, shared)."""
+        ranks = self._ranks.get(guild_id)
+        if ranks is not None:
+            return ranks
+        loading = self._loading.get(guild_id)
+        if loading is None:
+            loading = asyncio.create_task(self._load(guild_id), name=f"levels-load-{guild_id}")
+            self._loading[guild_id] = loading
+        # Shielded: one caller giving up must not cancel the load the others wait for.
+        return await asyncio.shield(loading)
+
+    async def _load(self, guild_id: int) -> GuildRanks:
+        try:
+            rows = await load_guild_xp(self.bot.engine, guild_id)
+            # Building the index is about a second of pure Python per million members: off the loop.
+            ranks = await asyncio.to_thread(GuildRanks, rows)
+            self._ranks[guild_id] = ranks
+            log.debug("rank index of guild %s loaded: %d members", guild_id, len(ranks))
+            return ranks
+        finally:
+            self._loading.pop(guild_id, None)
+
+    # -- awarding -----------------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Award XP for a member's message, at most once per cooldown."""
+        guild = message.guild
+        if guild is None or message.author.bot or message.webhook_id is not None:
+            return
+        config = await self.bot.guild_settings.get(guild.id)
+        if not config.xp_enabled:
+            return
+        key = (guild.id, message.author.id)
+        now = time.monotonic()
+        last = self._last_award.get(key)
+        if last is not None and now - last < config.xp_cooldown_seconds:
+            return
+        self._last_award[key] = now
+        amount = self._random.randint(config.xp_min, config.xp_max)
+        ranks = self._ranks.get(guild.id) or await self.ranks_of(guild.id)
+        before = ranks.xp_of(message.author.id) or 0
+        after = ranks.apply(message.author.id, amount)
+        self.writer.add(key, XpDelta(amount, 1, message.created_at))
+        reached, previous = level_for(after), level_for(before)
+        if reached > previous and isinstance(message.author, discord.Member):
+            await self._announce_level_up(message, message.author, reached, previous, config)
+
+    async def _announce_level_up(
+        self, message: discord.Message, member: discord.Member, level: int, previous: int, config: GuildConfig
+    ) -> None:
+        guild = member.guild
+        channel: discord.abc.Messageable = message.channel
+        if config.levelup_channel_id is not None:
+            chosen = guild.get_channel(config.levelup_channel_id)
+            if isinstance(chosen, discord.TextChannel):
+                channel = chosen
+        language = await self.bot.language_for(guild.id, guild.preferred_locale)
+        try:
+            # The member is the only one who may be pinged, whatever the message says.
+            await channel.send(
+                text("levels.levelup", language, member=member.mention, level=level),
+                allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[member]),
+            )
+        except discord.HTTPException:
+            log.warning(
+                "could not announce level %s of member %s in guild %s",
+                level,
+                member.id,
+                guild.id,
+                exc_info=True,
+            )
+        await self._give_rewards(member, previous, level, config)
+
+    async def _give_rewards(
+        self, member: discord.Member, previous: int, level: int, config: GuildConfig
+    ) -> None:
+        roles = [
+            role
+            for reached in range(previous + 1, level + 1)
+            if (role_id := config.rewards.get(reached)) is not None
+            and (role := member.guild.get_role(role_id)) is not None
+            and role not in member.roles
+        ]
+        if not roles:
+            return
+        try:
+            await member.add_roles(*roles, reason=f"botops level {level} reward")
+        except discord.HTTPException:
+            # The role may have moved above the bot's, or the bot lost Manage Roles since it was configured.
+            log.warning(
+                "could not give member %s of guild %s the rewards %s",
+                member.id,
+                member.guild.id,
+                [r.id for r in roles],
+                exc_info=True,
+            )
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    @app_commands.command(name="rank", description="Show a member's level, XP and rank")
+    @app_commands.describe(member="Whose rank to show (default: yours)")
+    @app_commands.guild_only()
+    async def rank(self, interaction: discord.Interaction[Bot], member: discord.Member | None = None) -> None:
+        """Show level, XP, progress to the next level, and rank in the guild."""
+        assert interaction.guild is not None
+        target = member or interaction.user
+        ranks = await self.ranks_of(interaction.guild.id)
+        language = await self.bot.language_for(interaction.guild_id, interaction.locale)
+        xp = ranks.xp_of(target.id)
+        position = ranks.rank_of(target.id)
+        if xp is None or position is None:
+            await interaction.response.send_message(
+                text("levels.rank.none", language, member=target.mention),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            return
+        state = progress(xp)
+        percent = 100 * state.xp_into_level // state.xp_for_next
+        embed = discord.Embed(
+            title=text("levels.rank.title", language, member=target.display_name),
+            colour=discord.Colour.gold(),
+        )
+        embed.add_field(name=text("levels.rank.level", language), value=str(state.level))
+        embed.add_field(name=text("levels.rank.xp", language), value=str(xp))
+        embed.add_field(name=text("levels.rank.position", language), value=f"#{position} / {len(ranks)}")
+        embed.add_field(
+            name=text("levels.rank.progress", language),
+            value=text(
+                "levels.rank.progress_value",
+                language,
+                into=state.xp_into_level,
+                needed=state.xp_for_next,
+                percent=percent,
+            ),
+            inline=False,
+        )
+        await interaction.response.send_message(embed=embed)
+
+    @app_commands.command(name="leaderboard", description="The members with the most XP, ten a page")
+    @app_commands.describe(page="Which page (1 is the top ten)")
+    @app_commands.guild_only()
+    async def leaderboard(
+        self, interaction: discord.Interaction[Bot], page: app_commands.Range[int, 1, 100_000] = 1
+    ) -> None:
+        """Show ten members a page, ranked by XP."""
+        assert interaction.guild is not None
+        ranks = await self.ranks_of(interaction.guild.id)
+        language = await self.bot.language_for(interaction.guild_id, interaction.locale)
+        entries = ranks.page((page - 1) * PAGE_SIZE, PAGE_SIZE)
+        if not entries:
+            await interaction.response.send_message(
+                text("levels.leaderboard.empty", language, page=page), ephemeral=True
+            )
+            return
+        lines = [
+            text(
+                "levels.leaderboard.entry",
+                language,
+                rank=ranks.rank_of(user_id),
+                member=f"<@{user_id}>",
+                level=level_for(xp),
+                xp=xp,
+            )
+            for user_id, xp in entries
+        ]
+        embed = discord.Embed(
+            title=text("levels.leaderboard.title", language, guild=interaction.guild.name, page=page),
+            description="\n".join(lines),
+            colour=discord.Colour.gold(),
+        )
+        await interaction.response.send_message(embed=embed)
+
+    # -- administrators -----------------------------------------------------------------------------
+
+    @xp.command(name="set", description="Set a member's XP")
+    @app_commands.check(is_administrator)
+    async def xp_set(
+        self, interaction: discord.Interaction[Bot], member: discord.Member, amount: int
+    ) -> None:
+        """Set ``member``'s XP to ``amount``."""
+        await self._change(interaction, member, amount, "set", lambda old: amount)
+
+    @xp.command(name="add", description="Give a member XP")
+    @app_commands.check(is_administrator)
+    async def xp_add(
+        self, interaction: discord.Interaction[Bot], member: discord.Member, amount: int
+    ) -> None:
+        """Add ``amount`` to ``member``'s XP."""
+        await self._change(interaction, member, amount, "add", lambda old: old + amount)
+
+    @xp.command(name="remove", description="Take XP from a member")
+    @app_commands.check(is_administrator)
+    async def xp_remove(
+        self, interaction: discord.Interaction[Bot], member: discord.Member, amount: int
+    ) -> None:
+        """Take ``amount`` from ``member``'s XP (not below 0)."""
+        await self._change(interaction, member, amount, "remove", lambda old: max(0, old - amount))
+
+    @xp.command(name="reset", description="Set a member's XP to 0")
+    @app_commands.check(is_administrator)
+    async def xp_reset(self, interaction: discord.Interaction[Bot], member: discord.Member) -> None:
+        """Set ``member``'s XP to 0."""
+        await self._change(interaction, member, 0, "reset", lambda old: 0)
+
+    async def _change(
+        self,
+        interaction: discord.Interaction[Bot],
+        member: discord.Member,
+        amount: int,
+        action: str,
+        compute: Callable[[int], int],
+    ) -> None:
+        assert interaction.guild is not None
+        language = await self.bot.language_for(interaction.guild_id, interaction.locale)
+        maximum = self.bot.settings.xp_admin_max_change
+        refusal = None
+        if member.bot:
+            refusal = text("levels.xp.bot", language)
+        elif amount < 0:
+            refusal = text("levels.xp.negative", language)
+        elif amount > maximum:
+            refusal = text("levels.xp.too_much", language, maximum=maximum)
+        if refusal is not None:
+            await interaction.response.send_message(refusal, ephemeral=True)
+            return
+        ranks = await self.ranks_of(interaction.guild.id)
+        old = ranks.xp_of(member.id) or 0
+        new = compute(old)
+        # A change is a delta through the writer, like an award, so the two can never overwrite each other.
+        ranks.apply(member.id, new - old)
+        self.writer.add((interaction.guild.id, member.id), XpDelta(new - old, 0, None))
+        log.info(
+            "audit: user %s did xp %s %s for member %s of guild %s: %s -> %s",
+            interaction.user.id,
+            action,
+            amount,
+            member.id,
+            interaction.guild.id,
+            old,
+            new,
+        )
+        await interaction.response.send_message(
+            text("levels.xp.done", language, member=member.mention, xp=new, level=level_for(new)),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+
+async def setup(bot: Bot) -> None:
+    await bot.add_cog(Levels(bot))
