@@ -37,6 +37,8 @@ _OUT_OF_RANGE_KEYS = {
     "xp_cooldown_seconds": "settings.error.cooldown_out_of_range",
     "reward level": "settings.error.level_out_of_range",
 }
+#: The choice that clears the guild's language, so each member is answered in their own.
+_MEMBERS_LANGUAGE = "members"
 # The role and channel in a confirmation are mentions for display; nobody is to be pinged by one.
 _NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -142,14 +144,22 @@ class GuildSettings(commands.Cog):
     @change.command(name="language", description="The language the bot answers in on this server")
     @app_commands.describe(language="The language for every member of this server")
     @app_commands.choices(
-        language=[app_commands.Choice(name=language_name(code), value=code) for code in LANGUAGES]
+        language=[
+            *(app_commands.Choice(name=language_name(code), value=code) for code in LANGUAGES),
+            app_commands.Choice(name="each member's own language", value=_MEMBERS_LANGUAGE),
+        ]
     )
     async def set_language(self, interaction: discord.Interaction[Bot], language: str) -> None:
-        """Set the guild's language; the confirmation is already in it."""
+        """Set the guild's language (or none: each member's own); the confirmation is already in it."""
+        chosen = None if language == _MEMBERS_LANGUAGE else language
         await self._apply(
             interaction,
-            lambda guild_id, actor: self.bot.guild_settings.update(guild_id, actor=actor, language=language),
-            lambda config, lang: text("settings.done.language", lang, name=language_name(language)),
+            lambda guild_id, actor: self.bot.guild_settings.update(guild_id, actor=actor, language=chosen),
+            lambda config, lang: text(
+                "settings.done.language",
+                lang,
+                name=language_name(chosen) if chosen else text("settings.language.members", lang),
+            ),
         )
 
     @change.command(name="xp", description="Whether members earn XP for their messages")

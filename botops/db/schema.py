@@ -55,7 +55,8 @@ guild_settings = Table(
     metadata,
     # A Discord snowflake, never generated here.
     Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("language", String(5), nullable=False, server_default="en"),
+    # NULL: answer each member in their own Discord language.
+    Column("language", String(5), nullable=True),
     Column("xp_enabled", Boolean, nullable=False, server_default=true()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column(

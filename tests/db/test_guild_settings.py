@@ -101,6 +101,21 @@ async def test_the_first_update_creates_the_row_with_defaults_for_the_rest(db: A
     )
 
 
+async def test_changing_another_setting_leaves_members_answered_in_their_own_language(
+    db: AsyncEngine,
+) -> None:
+    await update_config(db, GUILD, xp_cooldown_seconds=30)
+
+    assert (await load_config(db, GUILD)).language is None
+
+
+async def test_a_chosen_language_can_be_cleared_again(db: AsyncEngine) -> None:
+    await update_config(db, GUILD, language="de")
+    await update_config(db, GUILD, language=None)
+
+    assert (await load_config(db, GUILD)).language is None
+
+
 async def test_an_update_changes_only_the_settings_it_names(db: AsyncEngine) -> None:
     await update_config(db, GUILD, language="de", xp_min=5, xp_max=10)
 

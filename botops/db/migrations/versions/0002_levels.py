@@ -49,10 +49,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column("levelup_channel_id", sa.BigInteger(), nullable=True))
         batch.create_check_constraint(op.f("ck_guild_settings_xp_range"), _XP_RANGE)
         batch.create_check_constraint(op.f("ck_guild_settings_xp_cooldown"), _XP_COOLDOWN)
+        # A row now exists as soon as any setting changes; NULL keeps answering each member in their
+        # own Discord language until an administrator chooses one.
+        batch.alter_column("language", existing_type=sa.String(length=5), nullable=True, server_default=None)
 
 
 def downgrade() -> None:
+    op.execute("UPDATE guild_settings SET language = 'en' WHERE language IS NULL")
     with op.batch_alter_table("guild_settings") as batch:
+        batch.alter_column("language", existing_type=sa.String(length=5), nullable=False, server_default="en")
         batch.drop_constraint(op.f("ck_guild_settings_xp_cooldown"), type_="check")
         batch.drop_constraint(op.f("ck_guild_settings_xp_range"), type_="check")
         batch.drop_column("levelup_channel_id")
