@@ -2,9 +2,11 @@
 
 Awards reach the database only through :func:`write_xp_deltas`, the ``write`` function of the levels
 cog's :class:`~botops.db.writer.BatchedWriter`: a flush upserts every member's summed delta in one
-transaction. SQLite gets one ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE`` (in chunks, so
-the event loop never waits for more than a chunk's parameters); PostgreSQL gets one statement that
-upserts ``SELECT * FROM unnest(...)`` of five arrays, a single round trip whatever the batch size.
+transaction. SQLite gets an ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE`` per chunk of rows;
+PostgreSQL gets one statement that upserts ``SELECT * FROM unnest(...)`` of five arrays, a single round
+trip whatever the batch size, in key order. Both prepare their parameters on the event loop a chunk at
+a time and yield in between, so a flush of thousands of rows never holds the loop for long
+(bench/levels.py part (d) measures it; bench/README.md has the figures and the variants tried).
 
 :func:`rank_by_count` is the plain indexed ``COUNT(*)``: the reference that the in-memory ranks of
 :mod:`botops.levels.ranks` are checked against, not the path /rank takes.
@@ -12,13 +14,25 @@ upserts ``SELECT * FROM unnest(...)`` of five arrays, a single round trip whatev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, DateTime, Integer, bindparam, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,7 +44,7 @@ from sqlalchemy.sql.dml import Insert
 from botops.db.schema import member_xp
 
 __all__ = [
-    "SQLITE_CHUNK_ROWS",
+    "CHUNK_ROWS",
     "XpDelta",
     "load_guild_xp",
     "member_xp_of",
@@ -43,9 +57,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Rows per ``executemany`` on SQLite. Building a chunk's parameters runs on the event loop (the
-#: statement itself runs in aiosqlite's thread); 500 rows take well under a millisecond.
-SQLITE_CHUNK_ROWS: Final = 500
+#: Rows whose parameters are prepared on the event loop between two yields to it: a few tenths of a
+#: millisecond. On SQLite each chunk is one ``executemany``, which runs in aiosqlite's thread.
+CHUNK_ROWS: Final = 500
 #: Rows of :func:`load_guild_xp` fetched per round trip, so loading a large guild lets other tasks run.
 LOAD_PARTITION_ROWS: Final = 10_000
 
@@ -106,33 +120,40 @@ async def _write_with_executemany(
     # per-row parameter processing (a flush is thousands of rows). The award time travels as integer
     # microseconds and SQLite formats it: a quarter of the cost of formatting it here, on the loop.
     items = list(deltas.items())
-    for start in range(0, len(items), SQLITE_CHUNK_ROWS):
-        rows = []
-        for (guild_id, user_id), delta in items[start : start + SQLITE_CHUNK_ROWS]:
-            micros = _epoch_micros(delta.last_awarded_at)
-            rows.append((guild_id, user_id, delta.xp, delta.messages, micros, micros))
+    for start in range(0, len(items), CHUNK_ROWS):
+        rows = [
+            (guild_id, user_id, delta.xp, delta.messages, micros, micros)
+            for (guild_id, user_id), delta in items[start : start + CHUNK_ROWS]
+            for micros in (_epoch_micros(delta.last_awarded_at),)
+        ]
         await connection.exec_driver_sql(sql, rows)
 
 
 async def _write_with_unnest(connection: AsyncConnection, deltas: dict[tuple[int, int], XpDelta]) -> None:
-    values = list(deltas.values())
+    # Each array goes as the text of a PostgreSQL array literal ("{1,2,NULL}") that the server parses.
+    # asyncpg's binary encoding of arrays runs on the event loop in one block (15 ms for 5,000 rows);
+    # joining numbers into text costs less than half of that and runs in chunks that yield between.
+    columns: tuple[list[str], ...] = ([], [], [], [], [])
+    guild_ids, user_ids, xps, messages, micros = columns
+    items = list(deltas.items())
+    for start in range(0, len(items), CHUNK_ROWS):
+        if start:
+            await asyncio.sleep(0)
+        chunk = items[start : start + CHUNK_ROWS]
+        guild_ids.append(",".join([str(guild_id) for (guild_id, _), _ in chunk]))
+        user_ids.append(",".join([str(user_id) for (_, user_id), _ in chunk]))
+        xps.append(",".join([str(delta.xp) for _, delta in chunk]))
+        messages.append(",".join([str(delta.messages) for _, delta in chunk]))
+        micros.append(",".join([_micros_text(delta.last_awarded_at) for _, delta in chunk]))
+    names = ("guild_ids", "user_ids", "xps", "messages", "micros")
     await connection.execute(
-        _UNNEST_UPSERT,
-        {
-            "guild_ids": [guild_id for guild_id, _ in deltas],
-            "user_ids": [user_id for _, user_id in deltas],
-            "xps": [delta.xp for delta in values],
-            "messages": [delta.messages for delta in values],
-            "last_awarded_ats": [_utc(delta.last_awarded_at) for delta in values],
-        },
+        _UNNEST_UPSERT, {name: f"{{{','.join(parts)}}}" for name, parts in zip(names, columns, strict=True)}
     )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is UTC:
-        return moment
-    # A naive time is taken to be UTC already, as discord.py's and datetime.now(UTC)'s are aware.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _micros_text(moment: datetime | None) -> str:
+    micros = _epoch_micros(moment)
+    return "NULL" if micros is None else str(micros)
 
 
 def _epoch_micros(moment: datetime | None) -> int | None:
@@ -199,25 +220,39 @@ def _compiled_upsert(dialect: Dialect) -> str:
 
 
 def _unnest_upsert() -> Insert:
+    def array(name: str, item: type[BigInteger | Integer]) -> ColumnElement[Any]:
+        return cast(bindparam(name, type_=String), ARRAY(item))
+
     arrays = (
         func.unnest(
-            bindparam("guild_ids", type_=ARRAY(BigInteger)),
-            bindparam("user_ids", type_=ARRAY(BigInteger)),
-            bindparam("xps", type_=ARRAY(BigInteger)),
-            bindparam("messages", type_=ARRAY(Integer)),
-            bindparam("last_awarded_ats", type_=ARRAY(DateTime(timezone=True))),
+            array("guild_ids", BigInteger),
+            array("user_ids", BigInteger),
+            array("xps", BigInteger),
+            array("messages", Integer),
+            array("micros", BigInteger),
         )
-        .table_valued(*_COLUMNS)
+        .table_valued(*_COLUMNS[:-1], "micros")
         .render_derived()
     )
-    statement = postgresql_insert(member_xp).from_select(list(_COLUMNS), select(*arrays.c))
+    # Microseconds since 1970 to timestamptz, exactly (a float8 holds them exactly until the year 2255).
+    awarded_at = type_coerce(
+        literal_column("TIMESTAMPTZ 'epoch'") + arrays.c.micros * literal_column("INTERVAL '1 microsecond'"),
+        DateTime(timezone=True),
+    )
+    # In key order, like SQLite's: two shard processes upserting overlapping rows lock them in the same
+    # order, so they queue instead of deadlocking.
+    rows = select(arrays.c.guild_id, arrays.c.user_id, arrays.c.xp, arrays.c.messages, awarded_at).order_by(
+        arrays.c.guild_id, arrays.c.user_id
+    )
+    statement = postgresql_insert(member_xp).from_select(list(_COLUMNS), rows)
     excluded = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=[member_xp.c.guild_id, member_xp.c.user_id],
         set_={
             "xp": member_xp.c.xp + excluded.xp,
             "messages": member_xp.c.messages + excluded.messages,
-            # greatest() skips NULLs, so a member's first award time wins over none.
+            # greatest() skips NULLs: a member's first award time wins over none, and an
+            # administrator's change (no time) keeps the stored one.
             "last_awarded_at": func.greatest(member_xp.c.last_awarded_at, excluded.last_awarded_at),
         },
     )

@@ -11,13 +11,13 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from botops.db import migrate
 from botops.db.engine import create_engine_for_url
 from botops.db.levels import (
-    SQLITE_CHUNK_ROWS,
+    CHUNK_ROWS,
     XpDelta,
     load_guild_xp,
     member_xp_of,
@@ -124,8 +124,40 @@ async def test_award_times_in_other_zones_are_stored_as_the_same_instant(migrate
 
 
 @pytest.mark.asyncio
-async def test_a_batch_larger_than_one_chunk_is_written_whole(migrated: AsyncEngine) -> None:
-    members = SQLITE_CHUNK_ROWS * 2 + 7
+async def test_award_times_are_stored_exactly_as_sqlalchemy_stores_a_datetime(migrated: AsyncEngine) -> None:
+    moment = T0 + timedelta(days=400, seconds=3723, microseconds=45_006)
+    await _write(migrated, {(GUILD, 1): XpDelta(15, 1, moment)})
+    async with migrated.begin() as connection:
+        await connection.execute(member_xp.insert().values(guild_id=GUILD, user_id=2, last_awarded_at=moment))
+        stored = (
+            await connection.execute(text("SELECT user_id, last_awarded_at FROM member_xp ORDER BY user_id"))
+        ).all()
+
+    assert stored[0][1] == stored[1][1]
+    assert (await _rows(migrated))[(GUILD, 1)][2] == moment
+
+
+@pytest.mark.asyncio
+async def test_a_delta_without_a_time_keeps_the_stored_award_time(migrated: AsyncEngine) -> None:
+    await _write(migrated, {(GUILD, 1): XpDelta(15, 1, T0)})
+
+    await _write(migrated, {(GUILD, 1): XpDelta(-5, 0, None), (GUILD, 2): XpDelta(30, 0, None)})
+
+    assert await _rows(migrated) == {(GUILD, 1): (10, 1, T0), (GUILD, 2): (30, 0, None)}
+
+
+@pytest.mark.asyncio
+async def test_snowflake_sized_ids_are_written_exactly(migrated: AsyncEngine) -> None:
+    guild_id, user_id = 2**63 - 2, 2**63 - 1
+
+    await _write(migrated, {(guild_id, user_id): XpDelta(15, 1, T0)})
+
+    assert await _rows(migrated) == {(guild_id, user_id): (15, 1, T0)}
+
+
+@pytest.mark.asyncio
+async def test_a_batch_of_several_chunks_is_written_whole(migrated: AsyncEngine) -> None:
+    members = CHUNK_ROWS * 2 + 7
     deltas = {(GUILD, user_id): XpDelta(user_id % 11, 1, T0) for user_id in range(members)}
 
     await _write(migrated, deltas)
@@ -145,7 +177,7 @@ async def test_writing_no_deltas_does_nothing(migrated: AsyncEngine) -> None:
 
 @pytest.mark.asyncio
 @pytest.mark.skipif(not os.environ.get(POSTGRES_URL_VARIABLE), reason=f"{POSTGRES_URL_VARIABLE} is not set")
-async def test_sqlite_executemany_and_postgresql_unnest_leave_the_same_rows(tmp_path: Path) -> None:
+async def test_sqlite_executemany_and_postgresql_unnest_upserts_leave_the_same_rows(tmp_path: Path) -> None:
     batches = [
         {(GUILD, 1): XpDelta(15, 1, T0), (GUILD, 2): XpDelta(25, 1, T0), (OTHER_GUILD, 1): XpDelta(5, 1, T0)},
         {(GUILD, 1): XpDelta(20, 2, T0 + timedelta(seconds=30)), (GUILD, 3): XpDelta(17, 1, T0)},

@@ -144,7 +144,7 @@ async def test_a_flush_is_one_transaction(migrated: AsyncEngine) -> None:
         raise RuntimeError("fails after writing every row")
 
     writer = _writer(migrated, write_then_fail)
-    for user_id in range(1, 1200):  # more rows than one SQLite executemany chunk
+    for user_id in range(1, 1200):  # several chunks of parameters
         writer.add((GUILD, user_id), _award(10))
 
     with pytest.raises(RuntimeError):
