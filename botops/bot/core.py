@@ -7,6 +7,7 @@ funnel, and on close unloads its extensions first so each cog can flush what it 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -87,6 +88,7 @@ class Bot(commands.AutoShardedBot):
         self.failed_extensions: dict[str, str] = {}
         self.command_errors: Counter[tuple[str, bool]] = Counter()
         self._synced_signature: str | None = None
+        self._frozen = False
         #: The batched writers of the loaded features; flushed before a backup and on demand.
         self.writers: list[BatchedWriter[Any, Any]] = []
 
@@ -175,6 +177,11 @@ class Bot(commands.AutoShardedBot):
     # -- connection events, for the gateway log -------------------------------------------------------
 
     async def on_ready(self) -> None:
+        if not self._frozen:
+            # What start-up built lives as long as the process: keep it out of every full collection,
+            # which otherwise pauses the loop tens of milliseconds once the bot holds many objects.
+            gc.freeze()
+            self._frozen = True
         gateway_log.info(
             "ready as %s in %d guilds, %d shard(s)", self.user, len(self.guilds), self.shard_count or 1
         )
