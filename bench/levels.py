@@ -1,4 +1,4 @@
-"""Benchmark the levels feature's database work: award throughput (a) and event-loop lag during a flush (d).
+"""Benchmark the levels feature: award throughput (a), messages through the whole bot (c), loop lag (d).
 
 Run ``.venv/bin/python bench/levels.py`` (``--quick`` for small sizes, ``--parts a`` for one part).
 PostgreSQL runs too where ``BOTOPS_TEST_POSTGRES_URL`` (or ``--postgres-url``) names a server: the
@@ -21,9 +21,12 @@ bench creates a scratch database on it and drops it afterwards. SQLite files liv
     again and records how late it wakes (only while a flush runs); next to the same upsert made with
     stdlib sqlite3 called on the event loop (same rows, same pragmas), and next to the idle loop, the
     floor of this machine. p99 and worst, on SQLite and, where configured, PostgreSQL.
+(c) Messages per second through the whole bot: ``python -m botops run`` (every message an award: the
+    guild's cooldown is 0) next to a bare discord.py bot with an empty ``on_message``, both as child
+    processes on one sandbox; see bench/levels_bot.py, which runs it (and runs alone too).
 
 Before each measurement the garbage collector is settled (``settle_garbage_collector``). Part (b) is
-bench/levels_ranks.py for now and (c) is to come; each part is one function in ``PARTS``.
+bench/levels_ranks.py for now; each part is one function in ``PARTS``.
 """
 
 from __future__ import annotations
@@ -643,9 +646,36 @@ async def part_d(bench: Bench) -> None:
         )
 
 
+# -- (c) messages through the whole bot ---------------------------------------------------------------
+
+
+async def part_c(bench: Bench) -> None:
+    """Messages per second through botops and through a bare discord.py bot (bench/levels_bot.py)."""
+    import levels_bot  # bench/levels_bot.py, beside this file: it starts the bots and the sandbox
+
+    sizes = levels_bot.QUICK if bench.sizes == QUICK else levels_bot.FULL
+    figures = await levels_bot.measure(sizes)
+    n = sizes.messages
+    for name, bot in figures.items():
+        note = f"bot CPU {bot.cpu_per_message_us(n):.0f} µs/message, median of {sizes.runs}"
+        if name == "botops":
+            note += f", {statistics.median(run.level_ups for run in bot.runs):.0f} level-ups"
+        rate = bot.rate(n)
+        bench.rows.append(Row("c", "sqlite", name, n, n / rate, f"{rate:,.0f} msgs/s", note))
+    ratio = figures["botops"].rate(n) / figures["bare discord.py"].rate(n)
+    bench.verdicts.append(
+        (
+            f"botops handles {ratio:.2f}x the messages/s of a bare discord.py bot (goal ≥ "
+            f"{levels_bot.GOAL_RATIO:.1f}x)",
+            "c",
+            ratio >= levels_bot.GOAL_RATIO,
+        )
+    )
+
+
 # -- the table -------------------------------------------------------------------------------------------
 
-PARTS: dict[str, Callable[[Bench], Awaitable[None]]] = {"a": part_a, "d": part_d}
+PARTS: dict[str, Callable[[Bench], Awaitable[None]]] = {"a": part_a, "c": part_c, "d": part_d}
 
 
 def print_table(bench: Bench) -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -91,6 +92,9 @@ class Bot(commands.AutoShardedBot):
         self._frozen = False
         #: The batched writers of the loaded features; flushed before a backup and on demand.
         self.writers: list[BatchedWriter[Any, Any]] = []
+        #: Synchronous per-message work of the loaded features (the levels cog's XP award), run by
+        #: on_message in the one task discord.py starts per message: a listener costs a task of its own.
+        self.message_hooks: list[Callable[[discord.Message], None]] = []
 
     # -- start-up -----------------------------------------------------------------------------------
 
@@ -150,6 +154,25 @@ class Bot(commands.AutoShardedBot):
                 log.exception("extension %s failed to unload cleanly", name)
         await super().close()
 
+    # -- messages -----------------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """Run the features' message hooks, then the text commands if the message starts like one.
+
+        A hook runs for every message, so it must neither block nor await: one that has to wait (for
+        the database, for Discord) starts a task of its own. A hook that raises is logged, and the
+        other hooks and the commands still run.
+        """
+        for hook in self.message_hooks:
+            try:
+                hook(message)
+            except Exception:
+                log.exception("message hook %s failed on message %s", _name_of(hook), message.id)
+        # Most messages are chat: a command context for each would cost more than the XP award. A text
+        # command starts with the prefix or with a mention of the bot (when_mentioned_or), nothing else.
+        if message.content.startswith((self.settings.command_prefix, "<@")):
+            await self.process_commands(message)
+
     # -- errors and language ------------------------------------------------------------------------
 
     async def on_command_error(
@@ -198,3 +221,7 @@ class Bot(commands.AutoShardedBot):
     @property
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_at
+
+
+def _name_of(hook: Callable[..., object]) -> str:
+    return str(getattr(hook, "__qualname__", hook))

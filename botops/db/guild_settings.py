@@ -302,6 +302,18 @@ class GuildSettingsCache:
         # One caller giving up (a cancelled interaction) must not cancel the read the others wait for.
         return await asyncio.shield(read)
 
+    def peek(self, guild_id: int) -> GuildConfig | None:
+        """Return a guild's settings if memory holds them younger than the TTL, else ``None``; never reads.
+
+        For a hot path that should not await once the settings are in memory (the XP award of every
+        message): on ``None`` it awaits :meth:`get`, which reads and counts the miss.
+        """
+        entry = self._entries.get(guild_id)
+        if entry is not None and self._clock() - entry[0] < self.ttl:
+            self.hits += 1
+            return entry[1]
+        return None
+
     def invalidate(self, guild_id: int) -> None:
         """Forget a guild's settings, so the next ``get`` reads them again."""
         self._entries.pop(guild_id, None)

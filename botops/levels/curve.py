@@ -1,12 +1,13 @@
 """The MEE6 level curve: how much XP a level costs, which level an XP total reaches, and the way to the next.
 
 Going from level ``n`` to ``n + 1`` costs ``5n² + 50n + 100`` XP, the curve MEE6 made familiar:
-level 1 at 100 XP, 2 at 255, 3 at 475, 4 at 770, 5 at 1155. Everything here is pure arithmetic on
+level 1 at 100 XP, 2 at 255, 3 at 475, 4 at 770, 5 at 1150. Everything here is pure arithmetic on
 Python integers, exact for any XP total a ``BIGINT`` column can hold (and beyond).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 __all__ = ["Progress", "level_for", "progress", "total_xp_for", "xp_to_next"]
@@ -58,6 +59,9 @@ def level_for(xp: int) -> int:
     Raises:
         ValueError: ``xp`` is negative.
     """
+    if 0 <= xp < _TABLE_TOP:
+        # The common case, once per award: a bisection in the table of thresholds.
+        return bisect_right(_THRESHOLDS, xp) - 1
     _check_not_negative("xp", xp)
     if xp.bit_length() > _FLOAT_SAFE_BITS:
         return _level_by_bisection(xp)
@@ -98,3 +102,10 @@ def _level_by_bisection(xp: int) -> int:
 def _check_not_negative(name: str, value: int) -> None:
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {value}")
+
+
+#: total_xp_for(n) for the levels up to _TABLE_LEVELS (level 1000 takes about 1.7 billion XP, beyond any
+#: member's), so level_for can bisect instead of computing.
+_TABLE_LEVELS = 1000
+_THRESHOLDS: tuple[int, ...] = tuple(total_xp_for(level) for level in range(_TABLE_LEVELS + 1))
+_TABLE_TOP = _THRESHOLDS[-1]

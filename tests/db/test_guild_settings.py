@@ -338,6 +338,31 @@ async def test_the_cache_reads_again_once_the_ttl_has_passed(
     assert (cache.hits, cache.misses) == (1, 2)
 
 
+async def test_peek_answers_only_what_memory_holds_within_the_ttl_and_never_reads(
+    db: AsyncEngine, cache: GuildSettingsCache, clock: Clock
+) -> None:
+    reads = Reads(db)
+    before = cache.peek(GUILD)
+    held = await cache.get(GUILD)
+    clock.now += 299.9
+    within = cache.peek(GUILD)
+    clock.now += 0.1
+
+    assert (before, within, cache.peek(GUILD)) == (None, held, None)
+    assert within is held
+    assert reads.count == 1
+
+
+async def test_peek_sees_nothing_after_an_invalidation_until_the_next_get(
+    db: AsyncEngine, cache: GuildSettingsCache
+) -> None:
+    await cache.get(GUILD)
+    cache.invalidate(GUILD)
+
+    assert cache.peek(GUILD) is None
+    assert (await cache.get(GUILD)) is cache.peek(GUILD)
+
+
 async def test_a_change_through_the_cache_is_seen_at_once(db: AsyncEngine, cache: GuildSettingsCache) -> None:
     await cache.get(GUILD)
 

@@ -57,6 +57,13 @@ def test_one_xp_short_of_a_level_is_the_level_below(level: int) -> None:
     assert level_for(total_xp_for(level) - 1) == level - 1
 
 
+def test_every_level_up_to_1100_starts_exactly_at_its_total_xp() -> None:
+    # Low levels come from a table of thresholds, higher ones from the formula: both, and the seam.
+    for level in range(1, 1100):
+        total = total_xp_for(level)
+        assert (level_for(total - 1), level_for(total)) == (level - 1, level)
+
+
 @given(xp=xps, more=xps)
 def test_more_xp_never_means_a_lower_level(xp: int, more: int) -> None:
     assert level_for(xp) <= level_for(xp + more)

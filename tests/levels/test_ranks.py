@@ -94,6 +94,33 @@ def test_xp_of_and_len_follow_every_operation(operations: list[Operation]) -> No
         assert {user_id: ranks.xp_of(user_id) for user_id in model} == model
 
 
+# A guild large enough that the members moved between two reads are put in place one by one, not by a
+# rebuild of the whole order (which the small guilds above mostly get).
+base_guild = st.dictionaries(st.integers(min_value=1000, max_value=1099), xps, min_size=100, max_size=100)
+changes = st.lists(
+    st.one_of(
+        st.tuples(st.just("apply"), user_ids | st.integers(min_value=1000, max_value=1002), deltas),
+        st.tuples(st.just("set"), user_ids, xps),
+        st.tuples(st.just("remove"), user_ids | st.just(1000), st.just(0)),
+    ),
+    max_size=30,
+)
+
+
+@given(base=base_guild, operations=changes, reads=st.lists(st.booleans(), min_size=30, max_size=30))
+def test_members_moved_between_reads_of_a_large_guild_take_their_exact_places(
+    base: dict[int, int], operations: list[Operation], reads: list[bool]
+) -> None:
+    ranks, model = GuildRanks(base.items()), dict(base)
+    for operation, read in zip(operations, reads, strict=False):
+        run_on_index(ranks, model, operation)
+        if read:
+            assert ranks.page(0, len(model)) == naive_order(model)
+    assert {user_id: ranks.rank_of(user_id) for user_id in model} == {
+        user_id: naive_rank(model, user_id) for user_id in model
+    }
+
+
 def test_members_with_equal_xp_share_a_rank() -> None:
     ranks = GuildRanks([(1, 50), (2, 30), (3, 30), (4, 10)])
     assert [ranks.rank_of(user_id) for user_id in (1, 2, 3, 4)] == [1, 2, 2, 4]
