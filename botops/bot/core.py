@@ -7,6 +7,7 @@ funnel, and on close unloads its extensions first so each cog can flush what it 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import json
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
 
     from botops.settings import Settings
 
-__all__ = ["Bot"]
+__all__ = ["WRITER_STOP_TIMEOUT", "Bot"]
+
+#: Seconds each batched writer gets for its final flush when the bot closes.
+WRITER_STOP_TIMEOUT = 10.0
 
 log = logging.getLogger(__name__)
 gateway_log = logging.getLogger("botops.gateway")
@@ -92,6 +96,8 @@ class Bot(commands.AutoShardedBot):
         self._frozen = False
         #: The batched writers of the loaded features; flushed before a backup and on demand.
         self.writers: list[BatchedWriter[Any, Any]] = []
+        #: State a feature keeps across reloads of its extension (its writer, caches), by extension name.
+        self.extension_state: dict[str, object] = {}
         #: Synchronous per-message work of the loaded features (the levels cog's XP award), run by
         #: on_message in the one task discord.py starts per message: a listener costs a task of its own.
         self.message_hooks: list[Callable[[discord.Message], None]] = []
@@ -146,12 +152,26 @@ class Bot(commands.AutoShardedBot):
     # -- shutdown -----------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Unload every extension (so cogs flush and stop their loops), then disconnect."""
+        """Unload every extension (so cogs stop their loops), make the writers' final flush, disconnect."""
         for name in list(self.extensions):
             try:
                 await self.unload_extension(name)
             except commands.ExtensionError:
                 log.exception("extension %s failed to unload cleanly", name)
+        for writer in list(self.writers):
+            try:
+                # Bounded, so a database that hangs cannot keep a SIGTERM from ending the process.
+                await asyncio.wait_for(writer.stop(), timeout=WRITER_STOP_TIMEOUT)
+            except Exception:
+                log.exception(
+                    "%s: the final flush failed; %d rows are not written", writer.name, writer.pending
+                )
+        self.writers.clear()
+        if not self.shards:
+            # Closed before it ever connected (a SIGTERM during start-up): AutoShardedClient.close() needs
+            # the event queue connect() creates, so close the way an unsharded client does.
+            await discord.Client.close(self)
+            return
         await super().close()
 
     # -- messages -----------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
@@ -53,6 +54,18 @@ _COOLDOWN_MEMORY_SECONDS = 86_400
 _UNLOAD_WAIT_SECONDS = 2.0
 
 
+@dataclass
+class LevelsState:
+    """What outlives a reload of the levels extension: the writer with its pending XP, indexes, cooldowns."""
+
+    writer: BatchedWriter[tuple[int, int], XpDelta]
+    ranks: dict[int, GuildRanks] = field(default_factory=dict)
+    last_award: dict[tuple[int, int], float] = field(default_factory=dict)
+
+
+_STATE_KEY = "botops.cogs.levels"
+
+
 class Levels(commands.Cog):
     """XP, levels and their commands."""
 
@@ -65,17 +78,24 @@ class Levels(commands.Cog):
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
-        self.writer: BatchedWriter[tuple[int, int], XpDelta] = BatchedWriter(
-            bot.engine,
-            write_xp_deltas,
-            merge=merge_xp_deltas,
-            interval=bot.settings.xp_flush_interval,
-            max_pending=bot.settings.xp_flush_max_pending,
-            name="xp",
-        )
-        self._ranks: dict[int, GuildRanks] = {}
+        # Not isinstance: a reload re-creates the LevelsState class, while the object from before lives on.
+        state = cast("LevelsState | None", bot.extension_state.get(_STATE_KEY))
+        if state is None:
+            state = LevelsState(
+                BatchedWriter(
+                    bot.engine,
+                    write_xp_deltas,
+                    merge=merge_xp_deltas,
+                    interval=bot.settings.xp_flush_interval,
+                    max_pending=bot.settings.xp_flush_max_pending,
+                    name="xp",
+                )
+            )
+            bot.extension_state[_STATE_KEY] = state
+        self.writer = state.writer
+        self._ranks = state.ranks
+        self._last_award = state.last_award
         self._loading: dict[int, asyncio.Task[GuildRanks]] = {}
-        self._last_award: dict[tuple[int, int], float] = {}
         self._random = random.Random()  # noqa: S311 - XP amounts are a game, not a secret
         #: Awards waiting for a guild's settings or rank index, and level-up announcements: referenced
         #: until done, since the loop keeps only weak references to tasks.
@@ -87,8 +107,9 @@ class Levels(commands.Cog):
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def cog_load(self) -> None:
-        await self.writer.start()
-        self.bot.writers.append(self.writer)
+        await self.writer.start()  # a no-op when it runs on from before a reload
+        if self.writer not in self.bot.writers:
+            self.bot.writers.append(self.writer)
         self.bot.message_hooks.append(self.award)
         self._prune_cooldowns.start()
 
@@ -99,9 +120,16 @@ class Levels(commands.Cog):
         if self._waiting:
             # Awards of messages that arrived before the unload, waiting for the database: let them in.
             await asyncio.wait(set(self._waiting), timeout=_UNLOAD_WAIT_SECONDS)
-        if self.writer in self.bot.writers:
-            self.bot.writers.remove(self.writer)
-        await self.writer.stop()  # the final flush: every acknowledged award reaches the database
+        # The writer belongs to the bot (LevelsState) and runs on: an award still in flight lands in it,
+        # a failed flush stays pending and is retried, and Bot.close() makes the final flush.
+        try:
+            await self.writer.flush()
+        except Exception:
+            log.warning(
+                "XP flush at unload failed; %d rows stay pending and are retried",
+                self.writer.pending,
+                exc_info=True,
+            )
 
     @tasks.loop(minutes=10)
     async def _prune_cooldowns(self) -> None:
@@ -146,6 +174,8 @@ class Levels(commands.Cog):
         guild = message.guild
         if guild is None or message.author.bot or message.webhook_id is not None:
             return
+        if message.type is not discord.MessageType.default and message.type is not discord.MessageType.reply:
+            return  # a join, a pin or a boost notice is no chat
         config = self.bot.guild_settings.peek(guild.id)
         ranks = self._ranks.get(guild.id)
         if config is None or ranks is None:

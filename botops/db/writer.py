@@ -175,6 +175,7 @@ class BatchedWriter(Generic[K, V]):
                 return 0
             self._in_flight = len(batch)
             started = time.perf_counter()
+            committed = False
             try:
                 async with connect(self._engine) as connection:
                     # SQLite: take the write lock at BEGIN, so a concurrent writer waits (busy_timeout)
@@ -182,9 +183,15 @@ class BatchedWriter(Generic[K, V]):
                     connection = await connection.execution_options(**{BEGIN_IMMEDIATE: True})
                     async with connection.begin():
                         await self._write(connection, batch)
+                    committed = True
             except BaseException:
                 self.failures += 1
-                self._merge_back(batch)
+                if committed:
+                    # Only returning the connection failed: the rows are in; merging them back would
+                    # write them twice. (A connection lost during COMMIT itself cannot be told apart.)
+                    log.warning("%s: %d rows committed, then the connection failed", self.name, len(batch))
+                else:
+                    self._merge_back(batch)
                 raise
             finally:
                 self._in_flight = 0
