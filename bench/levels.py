@@ -25,8 +25,11 @@ bench creates a scratch database on it and drops it afterwards. SQLite files liv
     guild's cooldown is 0) next to a bare discord.py bot with an empty ``on_message``, both as child
     processes on one sandbox; see bench/levels_bot.py, which runs it (and runs alone too).
 
-Before each measurement the garbage collector is settled (``settle_garbage_collector``). Part (b) is
-bench/levels_ranks.py for now; each part is one function in ``PARTS``.
+(b) /rank and /leaderboard latency on a guild of a million members: the indexed COUNT(*), the peer and
+    GuildRanks; bench/levels_ranks.py runs it and prints its own table (and runs alone too).
+
+Before each measurement the garbage collector is settled (``settle_garbage_collector``); each part is one
+function in ``PARTS``.
 """
 
 from __future__ import annotations
@@ -646,6 +649,22 @@ async def part_d(bench: Bench) -> None:
         )
 
 
+# -- (b) rank and leaderboard latency ------------------------------------------------------------------
+
+
+async def part_b(bench: Bench) -> None:
+    """/rank and /leaderboard latency on a million members (bench/levels_ranks.py prints its table)."""
+    import levels_ranks  # bench/levels_ranks.py, beside this file; it runs alone too
+
+    quick = bench.sizes == QUICK
+    await levels_ranks.part_b(
+        member_count=100_000 if quick else 1_000_000,
+        sql_samples=200 if quick else 1000,
+        memory_samples=20_000,
+        peer_samples=5 if quick else 10,
+    )
+
+
 # -- (c) messages through the whole bot ---------------------------------------------------------------
 
 
@@ -675,7 +694,7 @@ async def part_c(bench: Bench) -> None:
 
 # -- the table -------------------------------------------------------------------------------------------
 
-PARTS: dict[str, Callable[[Bench], Awaitable[None]]] = {"a": part_a, "c": part_c, "d": part_d}
+PARTS: dict[str, Callable[[Bench], Awaitable[None]]] = {"a": part_a, "b": part_b, "c": part_c, "d": part_d}
 
 
 def print_table(bench: Bench) -> None:
