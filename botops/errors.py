@@ -5,7 +5,9 @@ The hierarchy::
     BotopsError
     ├── ConfigurationError          a setting is missing, malformed or not allowed here
     │   ├── EndpointRedirectRefused     DISCORD_API_BASE/DISCORD_GATEWAY_URL given in production
-    │   └── LogDirUnusable              LOG_DIR cannot be created or written to
+    │   ├── LogDirUnusable              LOG_DIR cannot be created or written to
+    │   └── DevGuildUnavailable         the bot cannot sync commands to DISCORD_DEV_GUILD_ID
+    ├── DiscordUnreachable          Discord (or the sandbox at DISCORD_API_BASE) cannot be reached
     ├── DatabaseError               the database cannot be used as it is
     │   ├── DatabaseUnavailable         DATABASE_URL cannot be reached (the driver's reason)
     │   ├── SchemaBehind                the schema is older than the code: `botops db upgrade`
@@ -25,6 +27,8 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "DatabaseUnavailable",
+    "DevGuildUnavailable",
+    "DiscordUnreachable",
     "EndpointRedirectRefused",
     "GuildSettingOutOfRange",
     "IncompatibleDiscordPy",
@@ -74,6 +78,34 @@ class LogDirUnusable(ConfigurationError):
             "LOG_DIR",
             f"LOG_DIR {path} cannot hold the log files: {reason}; "
             "point LOG_DIR at a folder the bot's user may write to",
+        )
+
+
+class DevGuildUnavailable(ConfigurationError):
+    """Discord refused to sync commands to ``DISCORD_DEV_GUILD_ID``.
+
+    It answers 10004 Unknown Guild for a guild the bot is not in, 50001 Missing Access for one that did
+    not grant the ``applications.commands`` scope.
+    """
+
+    def __init__(self, guild_id: int) -> None:
+        self.guild_id = guild_id
+        super().__init__(
+            "DISCORD_DEV_GUILD_ID",
+            f"the bot is not in guild {guild_id} or lacks the applications.commands scope: invite it with "
+            "that scope or fix DISCORD_DEV_GUILD_ID",
+        )
+
+
+class DiscordUnreachable(BotopsError):
+    """No connection to Discord's REST API could be opened; ``where`` is its address, ``reason`` the cause."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(
+            f"cannot reach Discord at {where}: {reason}; check the network, or DISCORD_API_BASE if you use "
+            "the sandbox"
         )
 
 

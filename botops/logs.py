@@ -9,6 +9,8 @@ land in them:
   since logs name users.
 * every handler carries a :class:`RedactingFilter`, so no token or other secret reaches any output,
   whichever logger emitted the record and whether it sits in the message, its arguments or a traceback.
+* a record logged with ``extra=FILES_ONLY`` goes to the files but not to the console: for a traceback
+  the console already summed up in one line.
 * ``LOG_FORMAT=text`` writes ``<ISO-8601 time with offset> <LEVEL> <logger>: <message>`` lines
   (:data:`TEXT_RECORD_RE` parses them; traceback lines follow without a timestamp);
   ``LOG_FORMAT=json`` writes one object per line with the keys ``time`` (UTC), ``level``, ``logger``,
@@ -40,6 +42,7 @@ from botops.settings import Settings
 
 __all__ = [
     "CHANNELS",
+    "FILES_ONLY",
     "MAIN_CHANNEL",
     "TEXT_RECORD_RE",
     "JsonFormatter",
@@ -66,6 +69,9 @@ TEXT_RECORD_RE = re.compile(
     r"(?P<level>[A-Z]+) +(?P<logger>\S+): (?P<message>.*)$"
 )
 """Matches the first line of a record in a text log file; other lines continue the record above."""
+
+FILES_ONLY: dict[str, object] = {"botops_console": False}
+"""Pass as ``extra=`` to keep a record off the console; the log files still get it."""
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 _DIR_MODE = 0o700
@@ -169,6 +175,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def _not_files_only(record: logging.LogRecord) -> bool:
+    return getattr(record, "botops_console", True) is not False
+
+
 class _ChannelFilter(logging.Filter):
     def __init__(self, channel: str) -> None:
         super().__init__()
@@ -261,6 +271,7 @@ def setup_logging(settings: Settings, *, console: bool = True, discord_debug: bo
         stream.setFormatter(
             formatter if settings.log_format == "json" else logging.Formatter(_TEXT_FORMAT, "%H:%M:%S")
         )
+        stream.addFilter(_not_files_only)
         handlers.append(stream)
     for handler in handlers:
         handler.addFilter(_NOISE)

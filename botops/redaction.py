@@ -3,6 +3,8 @@
 The design promises that no secret reaches a log, a Sentry event, a report or a file. Everything that
 writes text out passes it through a :class:`Redactor` built from ``settings.secret_values()``; it
 replaces each known secret and anything shaped like a Discord bot token with :data:`REDACTED`.
+A database URL that is shown on purpose (``config check``, ``db current``, error messages) goes through
+:func:`masked_url` instead, which keeps everything but the password.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote
 
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
 __all__ = [
     "DISCORD_TOKEN_RE",
     "MIN_SECRET_LENGTH",
     "REDACTED",
     "Redactor",
+    "masked_url",
     "redact",
 ]
 
@@ -58,3 +64,31 @@ class Redactor:
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with each of ``secrets`` (from 6 characters) and every token-shaped string replaced."""
     return Redactor(secrets)(text)
+
+
+def masked_url(url: str | URL) -> str:
+    """Return a database URL fit for a log line or a message: its password, anywhere in it, masked.
+
+    The URL is read as SQLAlchemy reads it, so the password shown masked is the one the driver gets
+    (``bot:pa/ss%40x@host`` included). A URL SQLAlchemy cannot read keeps its scheme and what follows
+    the last ``@``, since the password may hold any character before that.
+    """
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        return _masked_by_hand(str(url))
+    if parsed.host and "@" in parsed.host:  # a raw @ in the password: part of it was read as the host
+        return _masked_by_hand(str(url) if isinstance(url, str) else url.render_as_string(False))
+    secret_keys = [key for key in parsed.query if "password" in key.lower()]
+    if isinstance(url, str) and parsed.password is None and not secret_keys:
+        return url  # nothing to hide: shown as the user wrote it, not re-encoded
+    if secret_keys:
+        parsed = parsed.update_query_dict({key: "***" for key in secret_keys})
+    return parsed.render_as_string(hide_password=True)
+
+
+def _masked_by_hand(url: str) -> str:
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url

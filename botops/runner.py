@@ -13,13 +13,14 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import discord
 
 from botops.bot import Bot
 from botops.db.engine import create_engine
 from botops.db.migrate import ensure_schema
 from botops.endpoints import redirect_discord, restore_discord
-from botops.errors import ConfigurationError
+from botops.errors import ConfigurationError, DevGuildUnavailable, DiscordUnreachable
 from botops.settings import ENV_FILE, Settings, check_env_file_permissions
 
 __all__ = ["run_bot_until_stopped"]
@@ -40,6 +41,8 @@ async def run_bot_until_stopped(
     Raises:
         ConfigurationError: the token was refused, privileged intents are not enabled, the .env file is
             readable by others in production, or the endpoints are redirected in production.
+        DevGuildUnavailable: the commands cannot be synced to DISCORD_DEV_GUILD_ID.
+        DiscordUnreachable: no connection to Discord (or the sandbox) could be opened.
         SchemaBehind: the schema is behind the code and may not be migrated automatically.
     """
     if settings.is_production:
@@ -61,17 +64,21 @@ async def run_bot_until_stopped(
             try:
                 await bot.start(settings.discord_token.get_secret_value())
             except discord.LoginFailure as error:
-                raise ConfigurationError(
-                    "DISCORD_TOKEN",
-                    "Discord refused DISCORD_TOKEN: copy it again from the developer portal's Bot page "
-                    "into .env",
-                ) from error
+                raise _token_refused(settings) from error
             except discord.PrivilegedIntentsRequired as error:
                 raise ConfigurationError(
                     "PRIVILEGED_INTENTS",
                     f"Discord refused the privileged intents {', '.join(settings.privileged_intents)}: "
                     "enable them on the developer portal's Bot page, or remove them from PRIVILEGED_INTENTS",
                 ) from error
+            except discord.HTTPException as error:
+                guild_id = _refused_dev_guild(error, settings)
+                if guild_id is None:
+                    raise
+                raise DevGuildUnavailable(guild_id) from error
+            except aiohttp.ClientConnectionError as error:
+                where = settings.discord_api_base or "discord.com"
+                raise DiscordUnreachable(where, str(error) or type(error).__name__) from error
             finally:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -80,6 +87,36 @@ async def run_bot_until_stopped(
         await engine.dispose()
         restore_discord()
         log.info("the bot stopped")
+
+
+def _token_refused(settings: Settings) -> ConfigurationError:
+    if settings.uses_sandbox:
+        # The sandbox makes a new token each time it starts, so an old .env is the usual cause.
+        return ConfigurationError(
+            "DISCORD_TOKEN",
+            f"the sandbox at {settings.discord_api_base} refused DISCORD_TOKEN: use the token "
+            "`botops sandbox` printed when it started (it makes a new one each time)",
+        )
+    return ConfigurationError(
+        "DISCORD_TOKEN",
+        "Discord refused DISCORD_TOKEN: copy it again from the developer portal's Bot page into .env",
+    )
+
+
+#: Discord's codes for a guild command sync the bot may not do: Unknown Guild, Missing Access.
+_DEV_GUILD_REFUSALS = frozenset({10004, 50001})
+
+
+def _refused_dev_guild(error: discord.HTTPException, settings: Settings) -> int | None:
+    """Return DISCORD_DEV_GUILD_ID if ``error`` is Discord refusing the command sync to it."""
+    guild_id = settings.discord_dev_guild_id
+    if guild_id is None or settings.is_production or error.code not in _DEV_GUILD_REFUSALS:
+        return None
+    # Only the sync's own route: a 50001 from anywhere else is not about this setting.
+    url = getattr(error.response, "url", None)
+    if url is not None and f"/guilds/{guild_id}/commands" not in str(url):
+        return None
+    return guild_id
 
 
 async def _after_ready(bot: Bot, companion: Companion | None) -> None:

@@ -16,8 +16,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from botops.errors import ConfigurationError
+from botops.redaction import masked_url
 
 __all__ = [
     "ENV_FILE",
@@ -197,6 +200,17 @@ class Settings(BaseSettings):
                 "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
                 "(for example sqlite+aiosqlite:///data/bot.db)"
             )
+        # Read it as the engine will, so a URL that passes here cannot fail at the first connection.
+        # The messages never quote the URL: it may hold a password.
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "cannot be read as a URL: check the port is a number and percent-encode special "
+                "characters in the user and password (postgresql+asyncpg://user:password@host:5432/db)"
+            ) from None
+        if parsed.host and "@" in parsed.host:
+            raise ValueError("has an @ in its password: write it as %40 (percent-encoded)")
         return value
 
     @model_validator(mode="after")
@@ -249,11 +263,12 @@ class Settings(BaseSettings):
         values = []
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, SecretStr) and value.get_secret_value():
+            if isinstance(value, SecretStr) and value.get_secret_value() and name != "database_url":
                 values.append(value.get_secret_value())
-        url = self.database_url.get_secret_value()
-        if "@" in url and ":" in url.split("@", 1)[0].rsplit("/", 1)[-1]:
-            values.append(url.split("@", 1)[0].rsplit(":", 1)[-1])  # the password alone, too
+        passwords = _database_passwords(self.database_url.get_secret_value())
+        if passwords:
+            # The URL is secret for its password; one without (a SQLite path) may show in the logs.
+            values += [self.database_url.get_secret_value(), *passwords]
         return values
 
     def describe(self) -> Iterator[tuple[str, str]]:
@@ -278,12 +293,25 @@ class Settings(BaseSettings):
 def _mask(secret: str) -> str:
     if not secret:
         return ""
-    if "://" in secret and "@" in secret:  # a URL with credentials: keep the scheme and the host
-        scheme, rest = secret.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    if "://" in secret:
-        return secret
+    if "://" in secret:  # a URL: keep all but its password, which may hold any character
+        return masked_url(secret)
     return "*" * 8
+
+
+def _database_passwords(url: str) -> list[str]:
+    """Return the password of a database URL as the driver gets it (decoded) and as it is written."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return []
+    passwords = [str(value) for key, value in parsed.query.items() if "password" in key.lower()]
+    if parsed.password:
+        passwords.append(str(parsed.password))  # percent-decoded, as a driver's error would show it
+        # As written in DATABASE_URL: between the user's ':' and the '@' (a raw @ is refused above).
+        written = url.split("://", 1)[-1].split("@", 1)[0].partition(":")[2]
+        if written and written != parsed.password:
+            passwords.append(written)
+    return passwords
 
 
 def load_settings(env_file: Path | None = ENV_FILE, **overrides: Any) -> Settings:

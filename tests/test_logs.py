@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from botops.errors import LogDirUnusable
-from botops.logs import CHANNELS, TEXT_RECORD_RE, LoggingHandle, setup_logging
+from botops.logs import CHANNELS, FILES_ONLY, TEXT_RECORD_RE, LoggingHandle, setup_logging
 from botops.settings import load_settings
 
 Configure = Callable[..., LoggingHandle]
@@ -322,3 +322,14 @@ def test_console_output_is_redacted(
     err = capsys.readouterr().err
     assert "botops.test: token is [REDACTED]" in err
     assert token not in err
+
+
+def test_files_only_records_reach_the_files_but_not_the_console(
+    configure: Configure, capsys: pytest.CaptureFixture[str], log_dir: Path
+) -> None:
+    configure(console=True)
+
+    logging.getLogger("botops.test").error("summed up elsewhere", extra=FILES_ONLY)
+
+    assert "summed up elsewhere" in read(log_dir / "botops.log")
+    assert "summed up elsewhere" not in capsys.readouterr().err

@@ -121,10 +121,40 @@ def test_secrets_are_masked_when_described() -> None:
     shown = dict(settings.describe())
 
     assert shown["DISCORD_TOKEN"] == "********"
-    assert shown["DATABASE_URL"] == "postgresql+asyncpg://***@db.internal/bot"
+    assert shown["DATABASE_URL"] == "postgresql+asyncpg://bot:***@db.internal/bot"
     assert token not in str(shown)
     assert "hunter22" not in str(shown)
     assert {token, "hunter22"} <= set(settings.secret_values())
+
+
+def test_a_database_url_whose_port_is_not_a_number_is_a_problem_of_database_url() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None, database_url="postgresql+asyncpg://u:secret99@db:notaport/x")
+
+    assert [p.variable for p in caught.value.problems] == ["DATABASE_URL"]
+    assert "port is a number" in str(caught.value)
+    assert "secret99" not in str(caught.value)
+
+
+def test_a_database_url_with_a_raw_at_in_its_password_is_a_problem_of_database_url() -> None:
+    with pytest.raises(SettingsError, match="write it as %40"):
+        load_settings(None, database_url="postgresql+asyncpg://bot:pa@ss@host/bot")
+
+
+def test_secret_values_hold_a_database_password_with_a_raw_slash_decoded_and_as_written() -> None:
+    settings = load_settings(None, database_url="postgresql+asyncpg://bot:pa/ss%40x@host/bot")
+
+    assert {"pa/ss@x", "pa/ss%40x"} <= set(settings.secret_values())
+
+
+def test_a_database_password_given_as_a_query_parameter_is_masked_when_described() -> None:
+    settings = load_settings(None, database_url="postgresql+asyncpg://bot@db/bot?password=hunter22")
+
+    shown = dict(settings.describe())["DATABASE_URL"]
+
+    assert "hunter22" not in shown
+    assert shown.startswith("postgresql+asyncpg://bot@db/bot?password=")
+    assert "hunter22" in settings.secret_values()
 
 
 def test_an_env_file_readable_by_others_is_refused_with_the_fix(tmp_path: Path) -> None:

@@ -35,7 +35,10 @@ _EN: Final[dict[str, str]] = {
     "error.cooldown": "Slow down: try again in {seconds} s.",
     "error.bad_input": "That input is not valid: {detail}",
     "error.bot_permissions": "I need these permissions for that: {permissions}.",
-    "error.unexpected": "Something went wrong on our side. It is logged with reference {reference}.",
+    "error.unexpected": (
+        "Something went wrong on our side. It is logged with reference {reference}. "
+        "Try again; if it keeps failing, give the bot's operator this reference."
+    ),
     "health.title": "Bot health",
     "health.database": "Database",
     "health.latency": "Gateway latency",
@@ -45,6 +48,7 @@ _EN: Final[dict[str, str]] = {
     "health.memory": "Memory",
     "health.ok": "OK",
     "health.high": "HIGH",
+    "health.not_connected": "not connected",
     "health.error": "ERROR",
     "health.behind": "schema behind: run `botops db upgrade`",
     "health.failed": "{count} failed: {names}",
@@ -125,7 +129,10 @@ _DE: Final[dict[str, str]] = {
     "error.cooldown": "Langsam: versuche es in {seconds} s erneut.",
     "error.bad_input": "Diese Eingabe ist ungültig: {detail}",
     "error.bot_permissions": "Dafür brauche ich diese Berechtigungen: {permissions}.",
-    "error.unexpected": "Bei uns ist etwas schiefgelaufen. Es ist unter Referenz {reference} protokolliert.",
+    "error.unexpected": (
+        "Bei uns ist etwas schiefgelaufen. Es ist unter Referenz {reference} protokolliert. "
+        "Versuche es noch einmal; wenn es weiterhin fehlschlägt, gib dem Betreiber des Bots diese Referenz."
+    ),
     "health.title": "Bot-Zustand",
     "health.database": "Datenbank",
     "health.latency": "Gateway-Latenz",
@@ -135,6 +142,7 @@ _DE: Final[dict[str, str]] = {
     "health.memory": "Speicher",
     "health.ok": "OK",
     "health.high": "HOCH",
+    "health.not_connected": "nicht verbunden",
     "health.error": "FEHLER",
     "health.behind": "Schema veraltet: `botops db upgrade` ausführen",
     "health.failed": "{count} fehlgeschlagen: {names}",

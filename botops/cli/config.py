@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from botops.cli._common import exit_with, load_settings_or_exit, user_errors
 from botops.cli.codes import ExitCode
@@ -33,7 +34,7 @@ def check(env_file: EnvFile = ENV_FILE) -> None:
             check_env_file_permissions(env_file)
     table = Table("variable", "value", title="botops configuration", title_justify="left")
     for variable, shown in settings.describe():
-        table.add_row(variable, shown)
+        table.add_row(Text(variable), Text(shown))  # values are data: "[/]" is a prefix, not markup
     console.print(table)
     console.print("configuration OK", style="green")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -16,11 +18,17 @@ from botops.cli._common import load_settings_or_exit, user_errors
 from botops.cli.codes import ExitCode
 from botops.db import migrate
 from botops.db.engine import create_engine, masked_url
+from botops.errors import BotopsError
+from botops.logs import setup_logging
 from botops.settings import ENV_FILE, Settings
 
 __all__ = ["app"]
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
+
+EnvFile = Annotated[Path, typer.Option("--env-file", help="The .env file to read besides the environment.")]
 
 app = typer.Typer(
     name="db",
@@ -42,9 +50,10 @@ def upgrade(
         str,
         typer.Argument(metavar="REVISION", help="Revision to migrate to: an id, +1 for one step, or head."),
     ] = "head",
+    env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Migrate the schema up to REVISION (default: the newest the code has)."""
-    result = _run(lambda engine: migrate.upgrade(engine, revision))
+    result = _run(lambda engine: migrate.upgrade(engine, revision), load_settings_or_exit(env_file))
     if result.changed:
         typer.echo(f"Upgraded the database schema from {_name(result.before)} to {_name(result.after)}.")
     else:
@@ -61,9 +70,10 @@ def downgrade(
             show_default=False,
         ),
     ],
+    env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Migrate the schema down to REVISION; back up first, a downgrade drops what newer revisions added."""
-    result = _run(lambda engine: migrate.downgrade(engine, revision))
+    result = _run(lambda engine: migrate.downgrade(engine, revision), load_settings_or_exit(env_file))
     if result.changed:
         typer.echo(f"Downgraded the database schema from {_name(result.before)} to {_name(result.after)}.")
     else:
@@ -71,9 +81,9 @@ def downgrade(
 
 
 @app.command()
-def current() -> None:
+def current(env_file: EnvFile = ENV_FILE) -> None:
     """Show the database's revision, the code's newest, and whether an upgrade is due."""
-    settings = load_settings_or_exit(ENV_FILE)
+    settings = load_settings_or_exit(env_file)
     state = _run(migrate.schema_state, settings)
     descriptions = {revision.id: revision.description for revision in migrate.history()}
     if state.is_current:
@@ -104,9 +114,9 @@ def history() -> None:
 
 
 @app.command()
-def check() -> None:
+def check(env_file: EnvFile = ENV_FILE) -> None:
     """Compare the database with the code; exit 1 and list the differences if there are any."""
-    problems = _run(migrate.check)
+    problems = _run(migrate.check, load_settings_or_exit(env_file))
     if not problems:
         typer.echo(f"The database matches the code (revision {migrate.head_revision()}).")
         return
@@ -116,11 +126,18 @@ def check() -> None:
     raise typer.Exit(ExitCode.FAILURE)
 
 
-def _run(work: Callable[[AsyncEngine], Awaitable[T]], settings: Settings | None = None) -> T:
-    """Run ``work`` with an engine for the configured database; map botops' errors to exit codes."""
-    settings = settings or load_settings_or_exit(ENV_FILE)
-    with user_errors():
-        return asyncio.run(_with_engine(settings, work))
+def _run(work: Callable[[AsyncEngine], Awaitable[T]], settings: Settings) -> T:
+    """Run ``work`` with an engine for the configured database; map botops' errors to exit codes.
+
+    What it does lands in the log files (not on the console, which gets the command's own lines), so
+    a migration run by hand is on record next to the bot's own.
+    """
+    with user_errors(), setup_logging(settings, console=False):
+        try:
+            return asyncio.run(_with_engine(settings, work))
+        except BotopsError as error:
+            log.error("botops db failed: %s", error)
+            raise
     raise AssertionError("unreachable: user_errors exits on every error")  # pragma: no cover
 
 

@@ -62,7 +62,9 @@ class OfflineDemo:
             watcher.cancel()
 
     def _banner(self) -> None:
-        console.rule(f"[bold]offline Discord[/]: guild {self.demo.guild.name!r} at {self.sandbox.url}")
+        console.rule(
+            f"[bold]offline Discord[/]: guild {escape(repr(self.demo.guild.name))} at {self.sandbox.url}"
+        )
         console.print(
             "No DISCORD_TOKEN is set, so botops runs the real bot against its built-in sandbox. "
             "Put a token in .env to run it on Discord.",
@@ -84,9 +86,10 @@ class OfflineDemo:
             result = await self.sandbox.invoke_slash("health", member=demo.admin, channel=demo.general)
             response = await result.response(timeout=10)
         except (SandboxError, TimeoutError) as error:
-            console.print(f"[red]/health did not answer:[/] {error}")
+            console.print(f"[red]/health did not answer:[/] {escape(str(error))}")
             return
-        console.print(f"[cyan]#{demo.general.name}[/] [bold]{demo.admin.user.username}[/] used /health")
+        channel, admin = escape(demo.general.name or ""), escape(demo.admin.user.username)
+        console.print(f"[cyan]#{channel}[/] [bold]{admin}[/] used /health")
         self._print_response(response)
         await asyncio.sleep(0.4)
         await self.sandbox.send_message(demo.general, carol, "Everything green. Thanks, bot!")
@@ -99,7 +102,7 @@ class OfflineDemo:
 
     def _print_response(self, response: InteractionResponse) -> None:
         visibility = " (only they see it)" if response.ephemeral else ""
-        console.print(f"  [bold]{self.demo.world.bot.username}[/] answered{visibility}:")
+        console.print(f"  [bold]{escape(self.demo.world.bot.username)}[/] answered{visibility}:")
         if response.content:
             console.print(f"    {escape(response.content)}")
         for embed in response.embeds:

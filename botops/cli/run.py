@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from botops.cli._common import load_settings_or_exit, user_errors
-from botops.logs import setup_logging
+from botops.cli._common import exit_with, load_settings_or_exit, user_errors
+from botops.cli.codes import ExitCode
+from botops.errors import BotopsError
+from botops.logs import FILES_ONLY, log_path, setup_logging
 from botops.runner import run_bot_until_stopped
 from botops.settings import ENV_FILE, Settings
 
 __all__ = ["run"]
+
+log = logging.getLogger(__name__)
 
 
 def run(
@@ -29,7 +34,20 @@ def run(
     """Run the bot until Ctrl-C or SIGTERM; without DISCORD_TOKEN in development, on the offline sandbox."""
     settings = load_settings_or_exit(env_file)
     with user_errors(), setup_logging(settings), contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(settings, demo=demo, env_file=env_file))
+        try:
+            asyncio.run(_run(settings, demo=demo, env_file=env_file))
+        except BotopsError as error:
+            # user_errors prints it on the console; the log must say why the bot stopped, too.
+            log.error("the bot stopped: %s", error, extra=FILES_ONLY)
+            raise
+        except Exception:
+            # A bug, not a user's mistake: the traceback goes to the log (redacted), one line to the user.
+            log.exception("the bot stopped on an unexpected error", extra=FILES_ONLY)
+            exit_with(
+                "error: the bot stopped on an unexpected error; its traceback is in "
+                f"{log_path(settings.log_dir)}",
+                ExitCode.FAILURE,
+            )
 
 
 def _offline(settings: Settings) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import signal
 from pathlib import Path
@@ -11,14 +12,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
+
+from botops.cli._common import err_console, exit_with
+from botops.cli.codes import ExitCode
 
 if TYPE_CHECKING:
     from botops.sandbox import Sandbox
     from botops.sandbox.demo import DemoWorld
 
-__all__ = ["sandbox"]
+__all__ = ["ENV_FILE_MARKER", "sandbox"]
 
 console = Console()
+
+#: The first line of every env file ``--env-file`` writes; only a file starting with it is overwritten.
+ENV_FILE_MARKER = "# written by botops sandbox; safe to delete"
 
 
 def sandbox(
@@ -33,13 +41,23 @@ def sandbox(
     env_file: Annotated[
         Path | None,
         typer.Option(
-            help="Also write the bot's settings to this file (mode 0600), for a bot in another process."
+            help="Also write the bot's settings to this file (mode 0600), for a bot in another process; "
+            "a file this command did not write is never overwritten."
         ),
     ] = None,
 ) -> None:
     """Start the offline Discord with a demo guild and print the settings a bot needs to use it."""
     if ratelimits not in ("generous", "realistic"):
         raise typer.BadParameter("must be 'generous' or 'realistic'", param_hint="--ratelimits")
+    if env_file is not None:
+        _refuse_foreign_env_file(env_file)
+    if not _is_loopback(host):
+        err_console.print(
+            f"warning: --host {host} makes the sandbox reachable from other machines, and its control "
+            "plane (/_sandbox/) has no authentication: anyone who reaches it can post as any member and "
+            "drive the bot. Keep --host 127.0.0.1 unless the network is yours alone.",
+            markup=False,
+        )
     # A Ctrl-C before the loop's own handlers are in place (while importing) still ends quietly.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(host, port, ratelimits, env_file))
@@ -82,21 +100,54 @@ def _stop_on_signals(stopping: asyncio.Event) -> list[signal.Signals]:
     return handled
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
+
+
+def _refuse_foreign_env_file(path: Path) -> None:
+    """Exit 2 unless ``path`` is missing or was written by this command, so no real .env is lost."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            first_line = handle.readline().rstrip("\r\n")
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        exit_with(f"error: --env-file {path} cannot be read: {error.strerror or error}", ExitCode.USAGE)
+    if first_line != ENV_FILE_MARKER:
+        exit_with(
+            f"error: --env-file {path} exists and was not written by botops sandbox, so it is left as it "
+            "is: give another path, such as sandbox.env",
+            ExitCode.USAGE,
+        )
+
+
 def _write_env_file(path: Path, settings: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
+    # O_CREAT's mode applies to a new file only; one written by an earlier run may have been loosened.
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(ENV_FILE_MARKER + "\n")
         handle.writelines(f"{key}={value}\n" for key, value in settings.items())
 
 
 def _print_banner(server: Sandbox, demo: DemoWorld, settings: dict[str, str]) -> None:
-    console.print(f"[bold green]botops sandbox[/] listening on {server.url}  (Ctrl-C stops it)")
+    # Names are data, not markup: each one goes in as Text, so brackets in it are shown as they are.
+    console.print(
+        Text.assemble(("botops sandbox", "bold green"), f" listening on {server.url}  (Ctrl-C stops it)")
+    )
     console.print("Point a bot at it with these settings:")
     for key, value in settings.items():
-        console.print(f"  {key}={value}", highlight=False, soft_wrap=True)
-    console.print(f"Demo guild [bold]{demo.guild.name}[/] ({demo.guild.id}):")
+        console.print(Text(f"  {key}={value}"), highlight=False, soft_wrap=True)
+    console.print(Text.assemble("Demo guild ", (demo.guild.name, "bold"), f" ({demo.guild.id}):"))
     channels = ", ".join(f"#{c.name} ({c.id})" for c in demo.guild.text_channels())
-    console.print(f"  channels: {channels}", highlight=False)
+    console.print(Text(f"  channels: {channels}"), highlight=False)
     people = [demo.admin, demo.moderator, *demo.members]
-    console.print("  members: " + ", ".join(f"{m.user.username} ({m.id})" for m in people), highlight=False)
-    console.print(f"Drive it over HTTP: {server.url}/_sandbox/ (see docs/sandbox.md)")
+    members = ", ".join(f"{m.user.username} ({m.id})" for m in people)
+    console.print(Text(f"  members: {members}"), highlight=False)
+    console.print(Text(f"Drive it over HTTP: {server.url}/_sandbox/ (see docs/sandbox.md)"))

@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from botops.bot.funnel import OwnerOnly
 from botops.bot.i18n import text
+from botops.redaction import Redactor
 
 if TYPE_CHECKING:
     from botops.bot.core import Bot
@@ -59,8 +60,12 @@ def resolve_extension(bot: Bot, name: str) -> str | None:
 
 
 async def reload_extensions(bot: Bot, target: str) -> ReloadOutcome:
-    """Reload one extension, or ``all``; a failure keeps the old version and is reported with its cause."""
+    """Reload one extension, or ``all``; a failure keeps the old version and is reported with its cause.
+
+    The cause is redacted: it goes into a Discord reply, and an exception's text may quote a secret.
+    """
     outcome = ReloadOutcome()
+    redact = Redactor(bot.settings.secret_values())
     if target == "all":
         names = sorted(bot.extensions)
     else:
@@ -74,7 +79,7 @@ async def reload_extensions(bot: Bot, target: str) -> ReloadOutcome:
             await bot.reload_extension(name)
         except commands.ExtensionError as error:
             cause = error.__cause__ or error
-            outcome.failed[name] = f"{type(cause).__name__}: {cause}".splitlines()[0]
+            outcome.failed[name] = redact(f"{type(cause).__name__}: {cause}".splitlines()[0])
             log.error("reload of %s failed; the previous version keeps running", name, exc_info=cause)
         else:
             outcome.reloaded.append(name)

@@ -38,7 +38,7 @@ def render_health(report: HealthReport, language: str) -> discord.Embed:
         database = f"✅ {ok} ({report.database_ms:.1f} ms, {report.schema_revision})"
     embed.add_field(name=text("health.database", language), value=database, inline=False)
     if report.latency_ms is None:
-        latency = f"⚠️ {high}: not connected"
+        latency = f"⚠️ {high}: {text('health.not_connected', language)}"
     elif report.latency_ok:
         latency = f"✅ {report.latency_ms:.0f} ms"
     else:

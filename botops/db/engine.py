@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from botops.errors import DatabaseUnavailable
+from botops.redaction import masked_url
 
 if TYPE_CHECKING:
     from botops.settings import Settings
@@ -80,7 +81,7 @@ def create_engine_for_url(url: str) -> AsyncEngine:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number
         raise DatabaseUnavailable(masked_url(url), f"the URL cannot be parsed ({error})") from None
     if parsed.get_backend_name() == "sqlite":
         _create_sqlite_folder(parsed)
@@ -94,22 +95,6 @@ def create_engine_for_url(url: str) -> AsyncEngine:
         engine = create_async_engine(parsed, connect_args=connect_args, **_POSTGRES_POOL)
     log.debug("Database engine for %s", masked_url(parsed))
     return engine
-
-
-def masked_url(url: str | URL) -> str:
-    """Return ``url`` fit for a log line or an error message: its password (anywhere) masked."""
-    try:
-        parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError:
-        text_url = str(url)
-        if "://" in text_url and "@" in text_url:
-            scheme, rest = text_url.split("://", 1)
-            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-        return text_url
-    secret_keys = [key for key in parsed.query if "password" in key.lower()]
-    if secret_keys:
-        parsed = parsed.update_query_dict({key: "***" for key in secret_keys})
-    return parsed.render_as_string(hide_password=True)
 
 
 def _create_sqlite_folder(url: URL) -> None:

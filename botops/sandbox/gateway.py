@@ -510,13 +510,13 @@ class Gateway:
             return
         guild_ids = data.get("guild_id")
         for raw_id in guild_ids if isinstance(guild_ids, list) else [guild_ids]:
-            guild = self.sandbox.world.guilds.get(int(str(raw_id))) if str(raw_id).isdigit() else None
+            guild = self.sandbox.world.guilds.get(int(str(raw_id))) if _is_number(raw_id) else None
             if guild is None or shard_of(guild.id, session.shard[1]) != session.shard_id:
                 continue
             members = list(guild.members.values())
             not_found: list[str] = []
-            if data.get("user_ids"):
-                wanted = [int(u) for u in data["user_ids"]]
+            wanted = _user_ids(data.get("user_ids"))
+            if wanted:
                 members = [m for m in members if m.id in wanted]
                 not_found = [str(u) for u in wanted if u not in guild.members]
             elif not session.intents & Intents.GUILD_MEMBERS:
@@ -525,7 +525,8 @@ class Gateway:
             else:
                 query = str(data.get("query", "")).lower()
                 members = [m for m in members if m.user.username.lower().startswith(query)]
-                limit = int(data.get("limit") or 0)
+                raw_limit = data.get("limit")
+                limit = int(str(raw_limit)) if _is_number(raw_limit) else 0
                 if query and limit:
                     members = members[:limit]
             chunks = [members[i : i + 1000] for i in range(0, len(members), 1000)] or [[]]
@@ -555,6 +556,17 @@ class Gateway:
         """Close every connection as a server going away does."""
         for connection in list(self.connections):
             await connection.close(WSCloseCode.GOING_AWAY, "Sandbox stopped.")
+
+
+def _user_ids(raw: Any) -> list[int]:
+    """Return REQUEST_GUILD_MEMBERS' ``user_ids``, one snowflake or a list; malformed ones are ignored."""
+    items = raw if isinstance(raw, list) else [raw]
+    return [int(str(item)) for item in items if _is_number(item)]
+
+
+def _is_number(value: Any) -> bool:
+    text = str(value)
+    return text.isascii() and text.isdigit()
 
 
 def _dumps(payload: Payload) -> str:

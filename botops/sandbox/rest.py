@@ -153,6 +153,10 @@ class RestApi:
             status, payload = error.status, error.to_payload()
         except SandboxError as error:
             status, payload = 400, {"message": str(error), "code": 50035}
+        except Exception:
+            # A bug in the sandbox: the client still gets Discord's JSON 500, the traceback goes to the log.
+            log.exception("sandbox: %s %s failed", method, path)
+            status, payload = 500, {"message": "500: Internal Server Error", "code": 0}
         return self._finish(request, path, template, body, status, payload, headers)
 
     async def _apply_fault(self, fault: RestFault) -> tuple[int, Any, dict[str, str]] | None:
@@ -220,18 +224,10 @@ async def _read_body(request: web.Request, files: list[dict[str, Any]]) -> Any:
     if not request.can_read_body:
         return None
     if request.content_type.startswith("multipart/"):
-        body: Any = {}
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name == "payload_json":
-                body = json.loads(await part.text())
-            elif part.name and part.name.startswith("files["):
-                data = await part.read()
-                kind = part.headers.get("Content-Type", "application/octet-stream")
-                files.append({"filename": part.filename or "file", "size": len(data), "content_type": kind})
-        return body
+        try:
+            return await _read_multipart(request, files)
+        except ValueError as error:  # payload_json that is not JSON, or a malformed multipart body
+            raise DiscordError(400, 50035, "Invalid Form Body") from error
     raw = await request.read()
     if not raw:
         return None
@@ -239,6 +235,21 @@ async def _read_body(request: web.Request, files: list[dict[str, Any]]) -> Any:
         return json.loads(raw)
     except ValueError as error:
         raise DiscordError(400, 50109, "The request body contains invalid JSON.") from error
+
+
+async def _read_multipart(request: web.Request, files: list[dict[str, Any]]) -> Any:
+    body: Any = {}
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "payload_json":
+            body = json.loads(await part.text())
+        elif part.name and part.name.startswith("files["):
+            data = await part.read()
+            kind = part.headers.get("Content-Type", "application/octet-stream")
+            files.append({"filename": part.filename or "file", "size": len(data), "content_type": kind})
+    return body
 
 
 def _abort(request: web.Request) -> None:

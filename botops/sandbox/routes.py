@@ -29,6 +29,25 @@ _UNKNOWN_INTERACTION = (10062, "interaction")
 _UNKNOWN_COMMAND = (10063, "application command")
 
 
+def _snowflake_query(call: Call, name: str) -> int | None:
+    """Return query parameter ``name`` as a snowflake, ``None`` if absent; otherwise Discord's 50035."""
+    raw = call.query.get(name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise DiscordError(
+            400,
+            50035,
+            "Invalid Form Body",
+            {
+                name: {
+                    "_errors": [{"code": "NUMBER_TYPE_COERCE", "message": f'Value "{raw}" is not snowflake.'}]
+                }
+            },
+        )
+    return int(raw)
+
+
 class Routes:
     """Every REST route of one sandbox."""
 
@@ -331,7 +350,8 @@ class Routes:
     async def create_followup(self, call: Call) -> tuple[int, Any]:
         interaction = self._interaction_by_token(call)
         if not interaction.acknowledged:
-            raise DiscordError(400, 40060, "Interaction has not been acknowledged.")
+            # Discord creates an interaction's webhook only when the interaction is acknowledged.
+            raise DiscordError.not_found(*_UNKNOWN_WEBHOOK)
         parts = parse_message_body(call.body, interaction=True, files=call.files or None)
         original = interaction.original
         if original is not None and original.flags & MessageFlags.LOADING:
@@ -395,14 +415,13 @@ class Routes:
                     }
                 },
             )
+        before, after, around = (_snowflake_query(call, name) for name in ("before", "after", "around"))
         newest_first = sorted(channel.messages.values(), key=lambda m: m.id, reverse=True)
-        if "before" in call.query:
-            newest_first = [m for m in newest_first if m.id < int(call.query["before"])]
-        if "after" in call.query:
-            after = int(call.query["after"])
+        if before is not None:
+            newest_first = [m for m in newest_first if m.id < before]
+        if after is not None:
             newest_first = [m for m in newest_first if m.id > after][-int(limit) :]
-        if "around" in call.query:
-            around = int(call.query["around"])
+        if around is not None:
             half = int(limit) // 2
             older = [m for m in newest_first if m.id <= around][: int(limit) - half]
             newer = [m for m in newest_first if m.id > around][-half:] if half else []
@@ -519,7 +538,7 @@ class Routes:
                     }
                 },
             )
-        after = int(call.query.get("after", "0") or 0)
+        after = _snowflake_query(call, "after") or 0
         members = sorted((m for m in guild.members.values() if m.id > after), key=lambda m: m.id)
         return 200, [m.to_payload() for m in members[:limit]]
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from botops.cli import ExitCode
-from tests.bot.process import STOP_TIMEOUT, clean_environment
+from botops.sandbox import DemoWorld, Sandbox, build_demo_world
+from tests.bot.process import STOP_TIMEOUT, bot_environment, clean_environment, read_logs, spawn_bot
 from tests.test_settings import fake_token
 
 RUN = ["run"]
@@ -123,3 +124,91 @@ async def test_run_without_a_token_answers_health_on_the_offline_sandbox_and_sto
     stderr = (tmp_path / "stderr").read_text(encoding="utf-8", errors="replace")
     assert code == 0, stderr
     assert any("used /health" in line for line in seen), "".join(seen)
+
+
+async def run_until_exit(
+    tmp_path: Path, sandbox: Sandbox | None, demo: DemoWorld, **extra: str
+) -> tuple[int, str, str]:
+    """Run ``botops run`` against ``sandbox`` (or none) until it exits; return code, stderr, botops.log."""
+    log_dir = tmp_path / "logs"
+    if sandbox is None:
+        environment = {**clean_environment(), "LOG_DIR": str(log_dir), **extra}
+    else:
+        environment = bot_environment(sandbox, demo, tmp_path, log_dir, extra)
+    bot = await spawn_bot(tmp_path, environment)
+    try:
+        code = await asyncio.wait_for(bot.process.wait(), 30)
+    finally:
+        if bot.process.returncode is None:
+            bot.process.kill()
+            await bot.process.wait()
+    return code, bot.stderr(), read_logs(log_dir).get("botops.log", "")
+
+
+@pytest.mark.asyncio
+async def test_run_with_a_dev_guild_the_bot_is_not_in_exits_2_naming_the_setting_and_logs_it(
+    tmp_path: Path,
+) -> None:
+    demo = build_demo_world()
+    async with Sandbox(world=demo.world) as sandbox:
+        code, stderr, log = await run_until_exit(tmp_path, sandbox, demo, DISCORD_DEV_GUILD_ID="4242")
+
+    expected = "the bot is not in guild 4242 or lacks the applications.commands scope"
+    assert code == ExitCode.USAGE, stderr
+    assert f"error: {expected}: invite it with that scope or fix DISCORD_DEV_GUILD_ID" in stderr
+    assert "Traceback" not in stderr
+    assert expected in log
+
+
+@pytest.mark.asyncio
+async def test_run_when_discord_cannot_be_reached_exits_1_naming_where_and_logs_it(tmp_path: Path) -> None:
+    # Port 1 refuses at once: nothing listens there.
+    code, stderr, log = await run_until_exit(
+        tmp_path,
+        None,
+        build_demo_world(),
+        DISCORD_TOKEN=fake_token(),
+        DISCORD_API_BASE="http://127.0.0.1:1/api/v10",
+        DISCORD_GATEWAY_URL="ws://127.0.0.1:1/gateway",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+    )
+
+    assert code == ExitCode.FAILURE, stderr
+    assert "error: cannot reach Discord at http://127.0.0.1:1/api/v10: " in stderr
+    assert "check the network, or DISCORD_API_BASE if you use the sandbox" in stderr
+    assert "Traceback" not in stderr
+    assert "cannot reach Discord at http://127.0.0.1:1/api/v10" in log
+
+
+@pytest.mark.asyncio
+async def test_run_with_a_token_the_sandbox_refuses_says_to_use_the_one_botops_sandbox_printed(
+    tmp_path: Path,
+) -> None:
+    demo = build_demo_world()
+    async with Sandbox(world=demo.world) as sandbox:
+        code, stderr, _ = await run_until_exit(tmp_path, sandbox, demo, DISCORD_TOKEN=fake_token())
+
+    assert code == ExitCode.USAGE, stderr
+    assert "use the token `botops sandbox` printed" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.asyncio
+async def test_run_that_fails_unexpectedly_exits_1_with_one_line_and_the_traceback_in_the_log(
+    tmp_path: Path,
+) -> None:
+    demo = build_demo_world()
+    async with Sandbox(world=demo.world) as sandbox:
+        # 503 is not one of the statuses discord.py retries: the command sync fails at once.
+        sandbox.faults.server_error("PUT", r"/commands$", status=503)
+        code, stderr, log = await run_until_exit(tmp_path, sandbox, demo)
+
+    assert code == ExitCode.FAILURE, stderr
+    error_lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    log_file = tmp_path / "logs" / "botops.log"
+    assert error_lines == [f"error: the bot stopped on an unexpected error; its traceback is in {log_file}"]
+    assert "Traceback" not in stderr
+    assert "the bot stopped on an unexpected error" in log
+    assert "Traceback" in log
+    assert "DiscordServerError" in log
+    assert sandbox.token not in log

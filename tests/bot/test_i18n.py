@@ -44,3 +44,21 @@ def test_text_formats_the_sentence_in_the_language_asked_for() -> None:
 
 def test_text_in_an_unknown_language_is_english() -> None:
     assert text("error.admin_only", "xx") == "Only administrators can use this command."
+
+
+@pytest.mark.parametrize(
+    ("language", "advice"),
+    [
+        ("en", "Try again; if it keeps failing, give the bot's operator this reference."),
+        (
+            "de",
+            "Versuche es noch einmal; wenn es weiterhin fehlschlägt, "
+            "gib dem Betreiber des Bots diese Referenz.",
+        ),
+    ],
+)
+def test_an_unexpected_error_says_what_to_do_with_its_reference(language: str, advice: str) -> None:
+    sentence = text("error.unexpected", language, reference="r3f")
+
+    assert "r3f" in sentence
+    assert advice in sentence

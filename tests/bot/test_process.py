@@ -151,7 +151,9 @@ async def test_the_user_sees_no_detail_of_an_unexpected_error(bot: RunningBot) -
 
     assert response.ephemeral
     assert re.fullmatch(
-        r"Something went wrong on our side\. It is logged with reference \w+\.", response.content
+        r"Something went wrong on our side\. It is logged with reference \w+\. "
+        r"Try again; if it keeps failing, give the bot's operator this reference\.",
+        response.content,
     )
 
 

@@ -104,3 +104,19 @@ def test_readme_table_is_refreshed_between_its_markers(tmp_path: Path) -> None:
     assert "| `DATABASE_URL` | `sqlite+aiosqlite:///data/bot.db` |" in text
     assert text.startswith("intro\n")
     assert text.endswith("<!-- settings-table:end -->\noutro\n")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("COMMAND_PREFIX", "[/]"), ("LOG_DIR", "/x/[red]a[/red]b")],
+    ids=["closing-tag", "colour-tags"],
+)
+def test_check_shows_values_that_look_like_markup_as_they_are(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    result = runner.invoke(app, ["config", "check"])
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert value in result.output

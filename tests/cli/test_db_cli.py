@@ -87,6 +87,26 @@ def test_current_says_up_to_date_after_an_upgrade(database_url: str) -> None:
     assert "up to date" in result.output
 
 
+def test_upgrade_leaves_its_migration_in_the_log_file(database_url: str, isolated: Path) -> None:
+    _db("upgrade")
+
+    log = (isolated / "logs" / "botops.log").read_text(encoding="utf-8")
+    assert f"Migrated the database schema from base (no schema) to {migrate.head_revision()}" in log
+
+
+def test_db_commands_read_the_env_file_they_are_given(isolated: Path) -> None:
+    database = isolated / "elsewhere" / "bot.db"
+    (isolated / "bot.env").write_text(f"DATABASE_URL=sqlite+aiosqlite:///{database}\n", encoding="utf-8")
+
+    upgraded = _db("upgrade", "--env-file", "bot.env")
+    current = _db("current", "--env-file", "bot.env")
+
+    assert upgraded.exit_code == ExitCode.OK, upgraded.output
+    assert database.exists()
+    assert "up to date" in current.output
+    assert str(database) in current.output
+
+
 def test_history_lists_every_revision_without_a_database(isolated: Path) -> None:
     result = _db("history")
 
@@ -147,6 +167,18 @@ def test_a_malformed_database_url_exits_2_naming_database_url(
     assert result.exit_code == ExitCode.USAGE
     assert result.output.startswith("error: DATABASE_URL: ")
     assert "Traceback" not in result.output
+
+
+def test_a_database_url_whose_port_is_not_a_number_exits_2_naming_database_url(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://u:p@db:notaport/x")
+
+    result = _db("current")
+
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert result.output.startswith("error: DATABASE_URL: ")
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_an_unreachable_database_is_one_line_without_its_password(

@@ -148,6 +148,20 @@ async def test_unreachable_database_is_named_with_its_password_masked() -> None:
     assert password not in message
 
 
+def test_a_url_whose_port_is_not_a_number_is_unavailable_with_its_password_masked() -> None:
+    with pytest.raises(DatabaseUnavailable) as caught:
+        create_engine_for_url("postgresql+asyncpg://botops:hunter2-xyz@db:notaport/botops")
+
+    assert "cannot be parsed" in str(caught.value)
+    assert "hunter2-xyz" not in str(caught.value)
+
+
+def test_masked_url_hides_a_password_with_a_raw_slash() -> None:
+    shown = masked_url("postgresql+asyncpg://botops:pa/ss%40x@db/botops")
+
+    assert shown == "postgresql+asyncpg://botops:***@db/botops"
+
+
 def test_masked_url_hides_a_password_given_as_a_query_parameter() -> None:
     shown = masked_url("postgresql+asyncpg://botops@db/botops?password=hunter2&ssl=require")
 

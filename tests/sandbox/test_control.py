@@ -30,6 +30,7 @@ from botops.testing import run_bot
 
 CONTROL = "/_sandbox"
 JSON = "application/json"
+CHANGING_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 
 
 # -- helpers and fixtures ---------------------------------------------------------------------------------
@@ -44,8 +45,11 @@ async def call(
     params: dict[str, str] | None = None,
     data: str | None = None,
 ) -> tuple[int, Any]:
-    """Call a control endpoint; every answer, error or not, must be JSON."""
-    async with http.request(method, CONTROL + path, json=body, params=params, data=data) as response:
+    """Call a control endpoint (saying JSON, as the plane requires); every answer must be JSON."""
+    headers = {"Content-Type": JSON} if method in CHANGING_METHODS else None
+    async with http.request(
+        method, CONTROL + path, json=body, params=params, data=data, headers=headers
+    ) as response:
         assert response.content_type == JSON
         return response.status, await response.json()
 
@@ -303,6 +307,29 @@ async def test_bad_json_is_400(http: aiohttp.ClientSession) -> None:
     status, body = await call(http, "POST", "/messages", data='{"channel": ')
     assert status == 400
     assert "not valid JSON" in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_a_form_post_as_a_browser_sends_it_cross_site_is_415_and_posts_nothing(
+    sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    form = {"channel": "general", "author": "alice", "content": "from a web page"}
+    async with http.post(CONTROL + "/messages", data=form) as response:
+        status, body = response.status, await response.json()
+    assert status == 415
+    assert "Content-Type: application/json" in body["error"]
+    assert sandbox.messages_after(0) == []
+
+
+@pytest.mark.asyncio
+async def test_a_post_without_a_body_still_needs_the_json_content_type(
+    sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    sandbox.faults.drop_heartbeat_acks(False)
+    async with http.post(CONTROL + "/faults/drop_heartbeat_acks") as response:
+        status = response.status
+    assert status == 415
+    assert sandbox.gateway.drop_heartbeat_acks is False
 
 
 @pytest.mark.asyncio
@@ -975,7 +1002,8 @@ def start_cli(tmp_path: Path) -> CliSandbox:
             process.wait()
             pytest.fail(f"botops sandbox did not start: {output.read_text()}")
         time.sleep(0.02)
-    settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    lines = [line for line in env_file.read_text().splitlines() if not line.startswith("#")]
+    settings = dict(line.split("=", 1) for line in lines)
     return CliSandbox(process, env_file, output, settings)
 
 

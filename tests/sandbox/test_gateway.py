@@ -254,6 +254,37 @@ async def test_member_chunks_answer_with_the_nonce_and_every_member(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("as_text", [False, True], ids=["number", "string"])
+async def test_member_chunks_accept_a_single_user_id(
+    sandbox: Sandbox, demo: DemoWorld, connect: Any, as_text: bool
+) -> None:
+    member = demo.members[0]
+    client = await connect()
+    await client.identify(sandbox.token, intents=int(Intents.GUILDS | Intents.GUILD_MEMBERS))
+    await client.dispatches(2)
+    user_id = str(member.id) if as_text else member.id
+    await client.send(8, {"guild_id": str(demo.guild.id), "user_ids": user_id, "nonce": "one"})
+    (chunk,) = await client.dispatches(1)
+
+    assert [m["user"]["id"] for m in chunk["d"]["members"]] == [str(member.id)]
+    assert chunk["d"]["not_found"] == []
+
+
+@pytest.mark.asyncio
+async def test_member_chunks_ignore_malformed_user_ids_and_limit(
+    sandbox: Sandbox, demo: DemoWorld, connect: Any
+) -> None:
+    client = await connect()
+    await client.identify(sandbox.token, intents=int(Intents.GUILDS | Intents.GUILD_MEMBERS))
+    await client.dispatches(2)
+    request = {"guild_id": str(demo.guild.id), "user_ids": {"x": 1}, "query": "", "limit": "many"}
+    await client.send(8, request)
+    (chunk,) = await client.dispatches(1)
+
+    assert {m["user"]["id"] for m in chunk["d"]["members"]} == {str(i) for i in demo.guild.members}
+
+
+@pytest.mark.asyncio
 async def test_each_shard_gets_only_its_guilds(connect: Any) -> None:
     world = build_demo_world().world
     for n in range(6):

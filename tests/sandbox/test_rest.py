@@ -199,6 +199,85 @@ async def test_unknown_route_answers_404_and_is_recorded() -> None:
 
 
 @pytest.mark.asyncio
+async def test_multipart_payload_json_that_is_not_json_is_discords_invalid_form_body(
+    http: aiohttp.ClientSession, demo: DemoWorld
+) -> None:
+    form = aiohttp.FormData()
+    form.add_field("payload_json", '{"content": ', content_type="application/json")
+    form.add_field("files[0]", b"data", filename="a.txt", content_type="text/plain")
+    async with http.post(f"/api/v10/channels/{demo.general.id}/messages", data=form) as response:
+        status, kind, body = response.status, response.content_type, await response.json()
+
+    assert (status, kind) == (400, "application/json")
+    assert (body["code"], body["message"]) == (50035, "Invalid Form Body")
+    assert demo.general.history() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("parameter", ["before", "after", "around"])
+async def test_a_message_history_anchor_that_is_not_a_snowflake_is_discords_invalid_form_body(
+    parameter: str,
+) -> None:
+    # A sandbox of its own: the shared fixture checks every query against the spec, and this one is
+    # malformed on purpose.
+    demo = build_demo_world()
+    async with (
+        Sandbox(world=demo.world) as server,
+        aiohttp.ClientSession(base_url=server.url, headers={"Authorization": f"Bot {server.token}"}) as http,
+        http.get(
+            f"/api/v10/channels/{demo.general.id}/messages", params={parameter: "yesterday"}
+        ) as response,
+    ):
+        status, body = response.status, await response.json()
+
+    assert (status, body["code"]) == (400, 50035)
+    assert body["errors"][parameter]["_errors"][0]["code"] == "NUMBER_TYPE_COERCE"
+
+
+@pytest.mark.asyncio
+async def test_a_failure_inside_a_route_is_discords_json_500_and_is_logged(
+    http: aiohttp.ClientSession,
+    sandbox: Sandbox,
+    demo: DemoWorld,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(message: Any) -> Any:
+        raise RuntimeError("a bug in the sandbox")
+
+    monkeypatch.setattr(sandbox, "store_message", broken)
+    async with http.post(f"/api/v10/channels/{demo.general.id}/messages", json={"content": "x"}) as response:
+        status, kind, body = response.status, response.content_type, await response.json()
+
+    assert (status, kind) == (500, "application/json")
+    assert body == {"message": "500: Internal Server Error", "code": 0}
+    assert any("a bug in the sandbox" in r.getMessage() or r.exc_info for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_a_followup_before_the_interaction_is_acknowledged_is_unknown_webhook(
+    http: aiohttp.ClientSession, sandbox: Sandbox, demo: DemoWorld
+) -> None:
+    application = demo.world.application.id
+    command = {"name": "ping", "description": "Answer pong", "type": 1}
+    async with http.put(
+        f"/api/v10/applications/{application}/guilds/{demo.guild.id}/commands", json=[command]
+    ) as synced:
+        assert synced.status == 200
+    async with http.ws_connect(sandbox.gateway_url + "?v=10&encoding=json") as gateway:
+        await gateway.receive_json(timeout=5)  # HELLO
+        identify = {"token": sandbox.token, "intents": 1, "properties": {}}
+        await gateway.send_json({"op": 2, "d": identify})
+        await gateway.receive_json(timeout=5)  # READY: a bot is connected, so a command can be invoked
+        result = await sandbox.invoke_slash("ping", member=demo.members[0], channel=demo.general)
+
+    status, body = await _post(http, f"/webhooks/{application}/{result.interaction.token}", {"content": "x"})
+
+    assert (status, body["code"]) == (404, 10015)
+    assert body["message"] == "Unknown Webhook"
+
+
+@pytest.mark.asyncio
 async def test_unknown_channel_is_discords_10003(http: aiohttp.ClientSession) -> None:
     status, body = await _post(http, "/channels/123456789012345678/messages", {"content": "x"})
 

@@ -4,8 +4,10 @@ A shell, a demo or a monitoring check drives the sandbox here as a test drives :
 Python: post a message as a member, invoke a slash command and read the bot's answer, read the request
 log, change the world, inject faults. Each handler is a thin layer over a driver method.
 
-JSON in, JSON out. A bad request answers 400 with ``{"error": "<one sentence>"}``, an unknown id in the
-path 404; a wait is capped at :data:`MAX_WAIT` seconds. Members, channels and roles are addressed by id
+JSON in, JSON out. Every POST, PATCH, PUT and DELETE must carry ``Content-Type: application/json``
+(415 otherwise), which a browser's cross-site request cannot. A bad request answers 400 with
+``{"error": "<one sentence>"}``, an unknown id in the path 404; a wait is capped at :data:`MAX_WAIT`
+seconds. Members, channels and roles are addressed by id
 or by name within the first guild (or the one ``guild_id`` names).
 
 There is no authentication: the control plane listens where the sandbox listens (127.0.0.1 by default)

@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/_sandbox"
 
+#: Methods that change the sandbox; each must say ``Content-Type: application/json``, which a web page
+#: can only send to another site after a CORS preflight this server never answers. So a page open in
+#: the developer's browser cannot post as a member or break the bot's connection.
+_CHANGING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+_JSON = "application/json"
+
 _T = TypeVar("_T")
 Handler = Callable[[web.Request], Awaitable[tuple[int, Any]]]
 
@@ -52,6 +58,14 @@ class ControlBase:
 
     def _serve(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def serve(request: web.Request) -> web.StreamResponse:
+            if request.method in _CHANGING_METHODS and request.content_type != _JSON:
+                return _json_response(
+                    415,
+                    {
+                        "error": f"{request.method} {request.path} needs the header Content-Type: {_JSON} "
+                        "(with or without a body), so that no web page can drive the sandbox"
+                    },
+                )
             try:
                 status, body = await handler(request)
             except ControlError as error:
