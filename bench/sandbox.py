@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import math
 import os
-import re
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import discord
 import psutil
 from discord import app_commands
+from measure import CpuMeter, callback_times  # bench/measure.py, beside this file
 
 from botops.endpoints import redirect_discord, restore_discord
 from botops.sandbox import DemoWorld, Sandbox, build_demo_world
@@ -44,7 +43,6 @@ SEEN_PREFIX = "bench:seen "
 CHILD_LIFETIME = 300.0
 #: Upper bound on any one wait of the benchmark.
 PHASE_TIMEOUT = 120.0
-_CALLBACK_PATH = re.compile(r"^/interactions/(\d+)/[^/]+/callback$")
 
 
 @dataclass(frozen=True)
@@ -131,29 +129,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))]
 
 
-class CpuMeter:
-    """CPU time of this process (the sandbox) and of the bot child over one phase, as shares of a core."""
-
-    def __init__(self, child: psutil.Process | None) -> None:
-        self.me = psutil.Process()
-        self.child = child
-        self.shares = (0.0, 0.0)
-
-    @staticmethod
-    def _busy(process: psutil.Process | None) -> float:
-        if process is None:
-            return 0.0
-        times = process.cpu_times()
-        return float(times.user + times.system)
-
-    @contextlib.contextmanager
-    def measure(self) -> Iterator[CpuMeter]:
-        wall, mine, bots = time.perf_counter(), self._busy(self.me), self._busy(self.child)
-        yield self
-        elapsed = time.perf_counter() - wall
-        self.shares = ((self._busy(self.me) - mine) / elapsed, (self._busy(self.child) - bots) / elapsed)
-
-
 @dataclass(frozen=True)
 class Flow:
     """What a batch of interactions showed: throughput and latency from injection to callback."""
@@ -162,16 +137,6 @@ class Flow:
     per_second: float
     p50_ms: float
     p99_ms: float
-
-
-def callback_times(sandbox: Sandbox, since: int) -> dict[int, float]:
-    """Map interaction id to when its callback reached the sandbox, from the request log."""
-    times: dict[int, float] = {}
-    for exchange in sandbox.requests[since:]:
-        match = _CALLBACK_PATH.match(exchange.path)
-        if match and exchange.status < 300:
-            times.setdefault(int(match.group(1)), exchange.at)
-    return times
 
 
 async def wait_acknowledged(interactions: list[Interaction], timeout: float) -> None:

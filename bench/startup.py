@@ -20,17 +20,17 @@ import ctypes
 import logging
 import math
 import os
-import re
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from measure import CpuMeter, callback_times  # bench/measure.py, beside this file
 
 from botops.sandbox import DemoWorld, Sandbox, build_demo_world
 from botops.sandbox.interactions import Interaction
@@ -47,7 +47,6 @@ START_TIMEOUT = 60.0
 PHASE_TIMEOUT = 300.0
 #: A child gives up after this long whatever happens (the bare bot by itself, botops via the parent).
 CHILD_LIFETIME = 600.0
-_CALLBACK_PATH = re.compile(r"^/interactions/(\d+)/[^/]+/callback$")
 _COMMANDS_PUT = r"^/applications/\d+/guilds/\d+/commands$"
 
 # botops loads every module of ``cogs/`` in its working directory; this one does what the bare bot's
@@ -250,27 +249,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))]
 
 
-class CpuMeter:
-    """CPU time of this process (the sandbox) and of the bot child over one phase, as shares of a core."""
-
-    def __init__(self, child: psutil.Process) -> None:
-        self.me = psutil.Process()
-        self.child = child
-        self.shares = (0.0, 0.0)
-
-    @staticmethod
-    def _busy(process: psutil.Process) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
-
-    @contextlib.contextmanager
-    def measure(self) -> Iterator[CpuMeter]:
-        wall, mine, bots = time.perf_counter(), self._busy(self.me), self._busy(self.child)
-        yield self
-        elapsed = time.perf_counter() - wall
-        self.shares = ((self._busy(self.me) - mine) / elapsed, (self._busy(self.child) - bots) / elapsed)
-
-
 @dataclass(frozen=True)
 class RoundTrips:
     """Latency of sequential /health calls, INTERACTION_CREATE to callback, and each side's CPU."""
@@ -280,16 +258,6 @@ class RoundTrips:
     p99_ms: float
     sandbox_cpu: float
     bot_cpu: float
-
-
-def callback_times(sandbox: Sandbox, since: int) -> dict[int, float]:
-    """Map interaction id to when its callback reached the sandbox, from the request log."""
-    times: dict[int, float] = {}
-    for exchange in sandbox.requests[since:]:
-        match = _CALLBACK_PATH.match(exchange.path)
-        if match and exchange.status < 300:
-            times.setdefault(int(match.group(1)), exchange.at)
-    return times
 
 
 async def health_round_trips(
