@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types pytest sandbox bench bench-sandbox bench-startup clean
+.PHONY: run test lint types pytest sandbox bench bench-sandbox bench-startup bench-levels clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,17 @@ pytest: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/botops sandbox
 
-bench: bench-sandbox bench-startup
+bench: bench-sandbox bench-startup bench-levels
 
 bench-sandbox: $(STAMP)
 	$(BIN)/python bench/sandbox.py
 
 bench-startup: $(STAMP)
 	$(BIN)/python bench/startup.py
+
+bench-levels: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/levels.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -16,8 +16,8 @@ load of the index from the database (``load_guild_xp``), and the memory the inde
 (RSS, in a child process of its own). It prints p50/p99, ratios and the
 goals (rank p99 < 1 ms, top ten p99 < 1 ms). See ``bench/README.md`` for the figures.
 
-The peer needs ``pip install discordLevelingSystem`` in the virtualenv (it is not a botops dependency);
-without it the peer's rows are skipped.
+The peer comes with the ``bench`` extra (``pip install -e '.[bench]'``, which ``make bench-levels`` runs;
+it is not a botops dependency); without it the peer's rows are skipped.
 """
 
 from __future__ import annotations
