@@ -3,7 +3,9 @@
 One :class:`Connection` is one WebSocket; one :class:`Session` is what IDENTIFY creates and RESUME
 reattaches to a new connection. Events are numbered per session and kept in a replay buffer, so a
 client that reconnects gets what it missed. Frames leave each connection through one writer task,
-which keeps the order a zlib or zstd stream needs.
+which keeps the order a zlib or zstd stream needs. :class:`Gateway` runs the protocol; the connection
+and its encoders live in :mod:`botops.sandbox.transport`, sessions in :mod:`botops.sandbox.session`,
+opcodes and close codes in :mod:`botops.sandbox.protocol`, all re-exported here.
 """
 
 from __future__ import annotations
@@ -13,16 +15,15 @@ import json
 import logging
 import secrets
 import time
-import zlib
-from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import zstandard
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from botops.sandbox.entities import Payload
 from botops.sandbox.permissions import PRIVILEGED_INTENTS, Intents
-from botops.sandbox.world import Payload
+from botops.sandbox.protocol import CloseCode, Opcode
+from botops.sandbox.session import Session, shard_of
+from botops.sandbox.transport import Connection
 
 if TYPE_CHECKING:
     from botops.sandbox.server import Sandbox
@@ -31,216 +32,7 @@ __all__ = ["CloseCode", "Connection", "Gateway", "Opcode", "Session", "shard_of"
 
 log = logging.getLogger(__name__)
 
-
-class Opcode:
-    """Gateway opcodes."""
-
-    DISPATCH = 0
-    HEARTBEAT = 1
-    IDENTIFY = 2
-    PRESENCE_UPDATE = 3
-    VOICE_STATE_UPDATE = 4
-    RESUME = 6
-    RECONNECT = 7
-    REQUEST_GUILD_MEMBERS = 8
-    INVALID_SESSION = 9
-    HELLO = 10
-    HEARTBEAT_ACK = 11
-
-
-class CloseCode:
-    """Gateway close codes and the reasons Discord gives with them."""
-
-    UNKNOWN_ERROR = 4000
-    UNKNOWN_OPCODE = 4001
-    DECODE_ERROR = 4002
-    NOT_AUTHENTICATED = 4003
-    AUTHENTICATION_FAILED = 4004
-    ALREADY_AUTHENTICATED = 4005
-    INVALID_SEQ = 4007
-    RATE_LIMITED = 4008
-    SESSION_TIMED_OUT = 4009
-    INVALID_SHARD = 4010
-    SHARDING_REQUIRED = 4011
-    INVALID_API_VERSION = 4012
-    INVALID_INTENTS = 4013
-    DISALLOWED_INTENTS = 4014
-
-    REASONS = {
-        4000: "Unknown error.",
-        4001: "Unknown opcode.",
-        4002: "Decode error.",
-        4003: "Not authenticated.",
-        4004: "Authentication failed.",
-        4005: "Already authenticated.",
-        4007: "Invalid seq.",
-        4008: "Rate limited.",
-        4009: "Session timed out.",
-        4010: "Invalid shard.",
-        4011: "Sharding required.",
-        4012: "Invalid API version.",
-        4013: "Invalid intent(s).",
-        4014: "Disallowed intent(s).",
-    }
-
-    #: Codes after which Discord will not let the session resume.
-    END_SESSION = frozenset({4007, 4009})
-
-
 _MESSAGE_CONTENT = int(Intents.MESSAGE_CONTENT)
-
-
-def shard_of(guild_id: int | None, shard_count: int) -> int:
-    """Return the shard that receives a guild's events; DMs go to shard 0."""
-    if guild_id is None:
-        return 0
-    return (guild_id >> 22) % shard_count
-
-
-class _Encoder(Protocol):
-    binary: bool
-
-    def encode(self, text: str) -> bytes | str: ...
-
-
-class _TextEncoder:
-    binary = False
-
-    def encode(self, text: str) -> str:
-        return text
-
-
-class _ZlibEncoder:
-    """One zlib stream per connection; each message ends with a sync flush (``00 00 ff ff``)."""
-
-    binary = True
-
-    def __init__(self) -> None:
-        self._stream = zlib.compressobj()
-
-    def encode(self, text: str) -> bytes:
-        return self._stream.compress(text.encode()) + self._stream.flush(zlib.Z_SYNC_FLUSH)
-
-
-class _ZstdEncoder:
-    """One zstd stream per connection; each message ends with a block flush."""
-
-    binary = True
-
-    def __init__(self) -> None:
-        self._stream = zstandard.ZstdCompressor().compressobj()
-
-    def encode(self, text: str) -> bytes:
-        return bytes(
-            self._stream.compress(text.encode()) + self._stream.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-        )
-
-
-_ENCODERS: dict[str, type[_TextEncoder] | type[_ZlibEncoder] | type[_ZstdEncoder]] = {
-    "zlib-stream": _ZlibEncoder,
-    "zstd-stream": _ZstdEncoder,
-}
-
-
-class Connection:
-    """One gateway WebSocket and the ordered queue of frames going out on it."""
-
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, compression: str) -> None:
-        self.ws = ws
-        self.request = request
-        self.compression = compression
-        self.encoder: _Encoder = _ENCODERS[compression]() if compression in _ENCODERS else _TextEncoder()
-        self.session: Session | None = None
-        self.server_close_code: int | None = None
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_frames(), name="sandbox-gateway-writer")
-        self.sent = 0
-
-    def send(self, frame: str) -> None:
-        """Queue one JSON text frame; frames leave in the order they were queued."""
-        self._queue.put_nowait(frame)
-
-    def send_payload(self, payload: Payload) -> None:
-        """Queue a gateway payload."""
-        self.send(json.dumps(payload, separators=(",", ":")))
-
-    async def close(self, code: int, reason: str = "") -> None:
-        """Send what is queued, then close with ``code``."""
-        self.server_close_code = code
-        self._queue.put_nowait(None)
-        await asyncio.gather(self._writer, return_exceptions=True)
-        await self.ws.close(code=code, message=(reason or CloseCode.REASONS.get(code, "")).encode())
-
-    def abort(self) -> None:
-        """Cut the TCP connection without a close frame, as a network failure would (1006)."""
-        self._writer.cancel()
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
-
-    async def stop(self) -> None:
-        """Stop the writer without sending anything more."""
-        self._writer.cancel()
-        await asyncio.gather(self._writer, return_exceptions=True)
-
-    async def _write_frames(self) -> None:
-        while True:
-            frame = await self._queue.get()
-            if frame is None or self.ws.closed:
-                return
-            data = self.encoder.encode(frame)
-            try:
-                if isinstance(data, bytes):
-                    await self.ws.send_bytes(data)
-                else:
-                    await self.ws.send_str(data)
-            except (ConnectionError, RuntimeError):
-                return
-            self.sent += 1
-
-
-@dataclass(eq=False)
-class Session:
-    """What IDENTIFY created: numbered events, a replay buffer, and the connection it is on now."""
-
-    id: str
-    intents: int
-    shard: tuple[int, int]
-    seq: int = 0
-    connection: Connection | None = None
-    resumable: bool = True
-    disconnected_at: float | None = None
-    identifies: int = 1
-    resumes: int = 0
-    buffer: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=10_000))
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    presence: Payload | None = None
-
-    @property
-    def shard_id(self) -> int:
-        return self.shard[0]
-
-    def accepts(self, guild_id: int | None, intent: int | None) -> bool:
-        """Tell whether an event for ``guild_id`` needing ``intent`` is for this session."""
-        if intent and not self.intents & intent:
-            return False
-        return shard_of(guild_id, self.shard[1]) == self.shard[0]
-
-    def push(self, event: str, data_json: str) -> None:
-        """Number an event, keep it for replay and send it if connected."""
-        self.seq += 1
-        frame = f'{{"op":0,"s":{self.seq},"t":"{event}","d":{data_json}}}'
-        self.buffer.append((self.seq, frame))
-        if self.connection is not None:
-            self.connection.send(frame)
-
-    def replay_after(self, seq: int) -> list[str] | None:
-        """Return the frames after ``seq``, or ``None`` if some of them are no longer kept."""
-        if seq > self.seq:
-            return None
-        if self.buffer and seq < self.buffer[0][0] - 1:
-            return None
-        return [frame for number, frame in self.buffer if number > seq]
 
 
 class Gateway:
