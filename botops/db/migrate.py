@@ -10,30 +10,40 @@ A developer writes a new revision with::
         command.revision(alembic_config(), 'what it does', autogenerate=True, rev_id='0002')"
 
 which compares :data:`botops.db.schema.metadata` with the database named by ``DATABASE_URL``.
+
+Where the schema stands, the code's head and Alembic's configuration are read in
+:mod:`botops.db.schema_state`; this module re-exports them (its ``__all__``), so callers need only it.
 """
 
 from __future__ import annotations
 
-import ast
 import logging
-import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from botops.db.engine import connect
 from botops.db.schema import metadata
+from botops.db.schema_state import (
+    MIGRATIONS_DIR,
+    SchemaState,
+    SchemaStatus,
+    alembic_config,
+    current_revision,
+    head_revision,
+    read_current,
+    read_state,
+    schema_state,
+    schema_state_on,
+    script_directory,
+)
 from botops.errors import (
     BotopsError,
-    DatabaseError,
     InvalidRevision,
     MigrationFailed,
     SchemaAhead,
@@ -44,7 +54,6 @@ from botops.errors import (
 # implementations, Mako, Pygments), and a start or a /health with the schema current never needs it.
 if TYPE_CHECKING:
     from alembic.config import Config
-    from alembic.script import ScriptDirectory
 
     from botops.settings import Settings
 
@@ -67,38 +76,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-
-
-class SchemaStatus(StrEnum):
-    """Where the database's revision stands against the code's newest one."""
-
-    CURRENT = "current"
-    BEHIND = "behind"
-    UNKNOWN = "unknown"  # a revision this code does not know: newer code migrated the database
-
-
-@dataclass(frozen=True)
-class SchemaState:
-    """The database's revision (``None``: no schema yet), the code's head, and what an upgrade applies."""
-
-    current: str | None
-    head: str
-    status: SchemaStatus
-    pending: tuple[str, ...] = ()  # oldest first
-
-    @property
-    def is_current(self) -> bool:
-        return self.status is SchemaStatus.CURRENT
-
-    @property
-    def is_behind(self) -> bool:
-        return self.status is SchemaStatus.BEHIND
-
-    @property
-    def is_unknown(self) -> bool:
-        return self.status is SchemaStatus.UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -123,27 +100,6 @@ class MigrationResult:
         return self.before != self.after
 
 
-def alembic_config(script_location: Path = MIGRATIONS_DIR) -> Config:
-    """Build Alembic's configuration for the revisions in ``script_location``; it holds no URL."""
-    from alembic.config import Config
-
-    config = Config()
-    # Config values go through configparser interpolation, where % is special.
-    config.set_main_option("script_location", str(script_location).replace("%", "%%"))
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
-    return config
-
-
-def head_revision(script_location: Path = MIGRATIONS_DIR) -> str:
-    """Return the newest revision of the code.
-
-    Raises:
-        DatabaseError: the revisions have no head or several (two revisions follow the same one).
-    """
-    return _head(_script(script_location))
-
-
 def history(script_location: Path = MIGRATIONS_DIR) -> list[Revision]:
     """Return every revision of the code, newest first."""
     return [
@@ -153,42 +109,8 @@ def history(script_location: Path = MIGRATIONS_DIR) -> list[Revision]:
             description=script.doc.strip(),
             is_head=script.is_head,
         )
-        for script in _script(script_location).walk_revisions()
+        for script in script_directory(script_location).walk_revisions()
     ]
-
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """Return the database's revision, or ``None`` when it has no schema yet.
-
-    Raises:
-        DatabaseUnavailable: the database cannot be reached.
-    """
-    async with connect(engine) as connection:
-        return await connection.run_sync(_read_current)
-
-
-async def schema_state(engine: AsyncEngine, *, script_location: Path = MIGRATIONS_DIR) -> SchemaState:
-    """Compare the database's revision with the code's head.
-
-    Raises:
-        DatabaseUnavailable: the database cannot be reached.
-    """
-    head = _plain_head(script_location)
-    script = _script(script_location) if head is None else None
-    async with connect(engine) as connection:
-        return await _state_over(connection, head, script, script_location)
-
-
-async def schema_state_on(
-    connection: AsyncConnection, *, script_location: Path = MIGRATIONS_DIR
-) -> SchemaState:
-    """Compare the database's revision with the code's head, over a connection already open.
-
-    The health check uses it to read the revision over the connection it has just pinged.
-    """
-    head = _plain_head(script_location)
-    script = _script(script_location) if head is None else None
-    return await _state_over(connection, head, script, script_location)
 
 
 async def upgrade(
@@ -231,9 +153,9 @@ async def check(engine: AsyncEngine, *, script_location: Path = MIGRATIONS_DIR) 
     Raises:
         DatabaseUnavailable: the database cannot be reached.
     """
-    script = _script(script_location)
+    script = script_directory(script_location)
     async with connect(engine) as connection:
-        state = await connection.run_sync(_read_state, script)
+        state = await connection.run_sync(read_state, script)
         differences = await connection.run_sync(_compare_with_metadata)
     problems: list[str] = []
     if state.is_unknown:
@@ -285,104 +207,6 @@ async def ensure_schema(
 
 _AlembicCommand = Callable[..., Any]
 
-#: What Alembic's MigrationContext reads to learn the revision, from its default table, which botops keeps.
-_SELECT_VERSIONS = text("SELECT version_num FROM alembic_version")
-#: The files Alembic loads from ``versions/`` as revisions (its own pattern, without sourceless files).
-_REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
-_REVISION_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
-#: Per versions folder: its listing (name, size, mtime of each revision file) and the head read from it.
-_plain_heads: dict[Path, tuple[tuple[tuple[str, int, int], ...], str | None]] = {}
-
-
-def _plain_head(script_location: Path) -> str | None:
-    """Return the code's one head, read from the revision files without Alembic; ``None``: ask Alembic.
-
-    Alembic imports itself and every revision module to find the head, which the bot needs at each
-    start and each ``/health``. This reads the literal ``revision`` and ``down_revision`` of each file
-    instead, again only when a file is added, removed or changed. Anything it cannot read as plainly as
-    Alembic would (computed values, branch labels, dependencies, a missing parent, several heads)
-    answers ``None``, and Alembic decides.
-    """
-    versions = script_location / "versions"
-    try:
-        with os.scandir(versions) as entries:
-            listing = tuple(
-                sorted(
-                    (entry.name, (stat := entry.stat()).st_size, stat.st_mtime_ns)
-                    for entry in entries
-                    if entry.is_file() and _REVISION_FILE.match(entry.name)
-                )
-            )
-    except OSError:
-        return None
-    cached = _plain_heads.get(versions)
-    if cached is not None and cached[0] == listing:
-        return cached[1]
-    head = _head_of_files(versions, [name for name, _, _ in listing])
-    _plain_heads[versions] = (listing, head)
-    return head
-
-
-def _head_of_files(versions: Path, names: list[str]) -> str | None:
-    parents: dict[str, tuple[str, ...]] = {}
-    for name in names:
-        values = _literal_revision_values(versions / name)
-        if values is None:
-            return None
-        revision, down = values.get("revision"), values.get("down_revision", ...)
-        if not isinstance(revision, str) or revision in parents:
-            return None
-        if values.get("branch_labels") is not None or values.get("depends_on") is not None:
-            return None
-        if down is None:
-            parents[revision] = ()
-        elif isinstance(down, str):
-            parents[revision] = (down,)
-        elif isinstance(down, tuple | list) and all(isinstance(parent, str) for parent in down):
-            parents[revision] = tuple(down)
-        else:
-            return None
-    referenced = {parent for revision_parents in parents.values() for parent in revision_parents}
-    heads = parents.keys() - referenced
-    if not referenced <= parents.keys() or len(heads) != 1:
-        return None
-    return heads.pop()
-
-
-def _literal_revision_values(path: Path) -> dict[str, Any] | None:
-    """Return the module-level literal assignments of a revision file's identifiers, or ``None``."""
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (OSError, SyntaxError, ValueError):
-        return None
-    values: dict[str, Any] = {}
-    for statement in tree.body:
-        if isinstance(statement, ast.Import | ast.ImportFrom):
-            if any((alias.asname or alias.name) in _REVISION_NAMES for alias in statement.names):
-                return None
-            continue
-        if isinstance(statement, ast.Expr | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if getattr(statement, "name", None) in _REVISION_NAMES:
-                return None
-            continue
-        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-            target, value = statement.targets[0], statement.value
-        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-            target, value = statement.target, statement.value
-        else:
-            return None  # control flow or unusual binding at module level: leave it to Alembic
-        if not isinstance(target, ast.Name):
-            return None
-        if target.id not in _REVISION_NAMES:
-            continue
-        if target.id in values:
-            return None
-        try:
-            values[target.id] = ast.literal_eval(value)
-        except (ValueError, TypeError, SyntaxError, RecursionError):
-            return None
-    return values
-
 
 async def _migrate(
     engine: AsyncEngine, action: _AlembicCommand, revision: str, script_location: Path
@@ -390,9 +214,9 @@ async def _migrate(
     from alembic.script.revision import RevisionError
     from alembic.util.exc import CommandError
 
-    script = _script(script_location)
+    script = script_directory(script_location)
     async with connect(engine) as connection:
-        state = await connection.run_sync(_read_state, script)
+        state = await connection.run_sync(read_state, script)
         # End the read's transaction, so Alembic begins (and owns) the migration's own.
         await connection.rollback()
         if state.is_unknown:
@@ -408,7 +232,7 @@ async def _migrate(
         except Exception as error:
             target = state.head if revision in ("head", "heads") else revision
             raise MigrationFailed(state.current, target, _describe_error(error)) from error
-        after = await connection.run_sync(_read_current)
+        after = await connection.run_sync(read_current)
         await connection.rollback()
     if after != state.current:
         log.info("Migrated the database schema from %s to %s", _name(state.current), _name(after))
@@ -418,62 +242,6 @@ async def _migrate(
 def _run_alembic(connection: Connection, action: _AlembicCommand, config: Config, revision: str) -> None:
     config.attributes["connection"] = connection
     action(config, revision)
-
-
-def _script(script_location: Path) -> ScriptDirectory:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config(script_location))
-
-
-def _head(script: ScriptDirectory) -> str:
-    heads = script.get_heads()
-    if len(heads) != 1:
-        raise DatabaseError(
-            f"the migrations in {script.dir} have {len(heads)} heads ({', '.join(heads) or 'none'}), "
-            "the code needs exactly one: make one revision follow the other"
-        )
-    return heads[0]
-
-
-def _read_current(connection: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    heads = MigrationContext.configure(connection).get_current_heads()
-    return ",".join(heads) if heads else None
-
-
-async def _state_over(
-    connection: AsyncConnection, head: str | None, script: ScriptDirectory | None, script_location: Path
-) -> SchemaState:
-    # The common answer, "current", needs neither Alembic nor its revision map: the head read from the
-    # files (``head``) and one SELECT settle it. Any other answer is Alembic's.
-    if head is not None:
-        try:
-            rows = await connection.execute(_SELECT_VERSIONS)
-        except DBAPIError:
-            # No version table yet (or no right to read it): Alembic looks below, in a fresh transaction,
-            # since PostgreSQL refuses every statement after a failed one in the same transaction.
-            await connection.rollback()
-        else:
-            versions = rows.scalars().all()
-            if versions and ",".join(versions) == head:
-                return SchemaState(head, head, SchemaStatus.CURRENT)
-    return await connection.run_sync(_read_state, script or _script(script_location))
-
-
-def _read_state(connection: Connection, script: ScriptDirectory) -> SchemaState:
-    from alembic.script.revision import RevisionError
-
-    current = _read_current(connection)
-    head = _head(script)
-    if current == head:
-        return SchemaState(current, head, SchemaStatus.CURRENT)
-    try:
-        newest_first = [s.revision for s in script.iterate_revisions(head, current or "base")]
-    except RevisionError:  # not a revision of this code, or not one the head descends from
-        return SchemaState(current, head, SchemaStatus.UNKNOWN)
-    return SchemaState(current, head, SchemaStatus.BEHIND, tuple(reversed(newest_first)))
 
 
 def _compare_with_metadata(connection: Connection) -> list[Any]:
