@@ -13,4 +13,3 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURE = 1  # the command ran and something is wrong (a check failed, the bot is not ready)
     USAGE = 2  # the configuration or the command line is wrong; the message says what to change
-    INTERRUPTED = 130

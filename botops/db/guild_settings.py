@@ -34,7 +34,6 @@ __all__ = [
     "ConfigChanges",
     "GuildConfig",
     "GuildSettingsCache",
-    "language_of",
     "load_config",
     "remove_reward",
     "set_reward",
@@ -86,13 +85,6 @@ _COLUMNS: Final = tuple(ConfigChanges.__annotations__)
 
 
 # -- reading ----------------------------------------------------------------------------------------
-
-
-async def language_of(engine: AsyncEngine, guild_id: int) -> str | None:
-    """Return the language a guild chose, or ``None`` when it never chose one."""
-    query = select(guild_settings.c.language).where(guild_settings.c.guild_id == guild_id)
-    async with engine.connect() as connection:
-        return (await connection.execute(query)).scalar_one_or_none()
 
 
 async def load_config(engine: AsyncEngine, guild_id: int) -> GuildConfig:

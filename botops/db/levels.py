@@ -50,7 +50,6 @@ __all__ = [
     "member_xp_of",
     "merge_xp_deltas",
     "rank_by_count",
-    "set_xp",
     "top_members",
     "write_xp_deltas",
 ]
@@ -262,26 +261,6 @@ _UNNEST_UPSERT: Final = _unnest_upsert()
 
 
 # -- single rows -----------------------------------------------------------------------------------------
-
-
-async def set_xp(engine: AsyncEngine, guild_id: int, user_id: int, xp: int) -> None:
-    """Set a member's XP to ``xp``, creating the row if needed (an administrator's /xp).
-
-    Deltas still pending in a writer are added on top when it flushes: flush it first.
-
-    Raises:
-        ValueError: ``xp`` is negative.
-    """
-    if xp < 0:
-        raise ValueError(f"XP cannot be negative, got {xp}")
-    async with engine.begin() as connection:
-        statement = _dialect_insert(connection.dialect).values(guild_id=guild_id, user_id=user_id, xp=xp)
-        await connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[member_xp.c.guild_id, member_xp.c.user_id],
-                set_={"xp": statement.excluded.xp},
-            )
-        )
 
 
 def _dialect_insert(dialect: Dialect) -> Any:

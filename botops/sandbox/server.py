@@ -7,7 +7,6 @@ slash command and await the bot's answer, wait for a request. It imports nothing
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import logging
@@ -22,7 +21,7 @@ from aiohttp import web
 from botops.sandbox.commands import CommandRegistry
 from botops.sandbox.errors import SandboxError
 from botops.sandbox.faults import Faults
-from botops.sandbox.gateway import Gateway, Session, shard_of
+from botops.sandbox.gateway import Gateway, Session
 from botops.sandbox.interactions import Interaction, InteractionResult, Signal, build_invocation
 from botops.sandbox.messages import MessageParts, apply_parts
 from botops.sandbox.permissions import PRIVILEGED_INTENTS
@@ -317,13 +316,3 @@ class Sandbox:
         """Wake whoever waits on this interaction or on the sandbox."""
         interaction.signal.notify()
         self.changed.notify()
-
-    def shard_for(self, guild_id: int, shard_count: int) -> int:
-        """Return the shard that receives ``guild_id``'s events among ``shard_count``."""
-        return shard_of(guild_id, shard_count)
-
-
-async def serve_forever(sandbox: Sandbox) -> None:
-    """Run ``sandbox`` until cancelled."""
-    async with sandbox:
-        await asyncio.Event().wait()

@@ -23,7 +23,6 @@ from botops.db.levels import (
     member_xp_of,
     merge_xp_deltas,
     rank_by_count,
-    set_xp,
     top_members,
     write_xp_deltas,
 )
@@ -107,7 +106,7 @@ async def test_an_older_award_time_never_moves_last_awarded_at_back(migrated: As
 async def test_a_member_set_by_an_administrator_gets_an_award_time_with_the_first_award(
     migrated: AsyncEngine,
 ) -> None:
-    await set_xp(migrated, GUILD, 1, 100)
+    await _write(migrated, {(GUILD, 1): XpDelta(100, 0, None)})  # /xp add: no award, no award time
 
     await _write(migrated, {(GUILD, 1): XpDelta(15, 1, T0)})
 
@@ -214,28 +213,6 @@ async def test_member_xp_of_reads_the_members_row_in_that_guild(migrated: AsyncE
     await _seed(migrated, OTHER_GUILD, {1: 7})
 
     assert await member_xp_of(migrated, GUILD, 1) == 40
-
-
-@pytest.mark.asyncio
-async def test_set_xp_creates_the_row_of_a_new_member(migrated: AsyncEngine) -> None:
-    await set_xp(migrated, GUILD, 1, 500)
-
-    assert await member_xp_of(migrated, GUILD, 1) == 500
-
-
-@pytest.mark.asyncio
-async def test_set_xp_replaces_the_xp_and_keeps_the_message_count(migrated: AsyncEngine) -> None:
-    await _seed(migrated, GUILD, {1: 40})
-
-    await set_xp(migrated, GUILD, 1, 0)
-
-    assert await _rows(migrated) == {(GUILD, 1): (0, 1, T0)}
-
-
-@pytest.mark.asyncio
-async def test_set_xp_refuses_negative_xp(migrated: AsyncEngine) -> None:
-    with pytest.raises(ValueError, match="negative"):
-        await set_xp(migrated, GUILD, 1, -1)
 
 
 # -- a guild's order -----------------------------------------------------------------------------------
