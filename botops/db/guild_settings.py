@@ -274,8 +274,12 @@ class GuildSettingsCache:
     async def get(self, guild_id: int) -> GuildConfig:
         """Return a guild's settings, from memory when younger than the TTL.
 
+        When the TTL has passed but the database cannot be read, the settings last read are served
+        again (and the failure logged): a database outage must not turn every guild's settings into
+        errors. Only a guild never read before raises then.
+
         Raises:
-            sqlalchemy.exc.SQLAlchemyError: the database could not be read (nothing is cached then).
+            sqlalchemy.exc.SQLAlchemyError: the database could not be read and nothing was cached.
         """
         entry = self._entries.get(guild_id)
         if entry is not None:
@@ -283,7 +287,18 @@ class GuildSettingsCache:
             if self._clock() - stored_at < self.ttl:
                 self.hits += 1
                 return config
-            del self._entries[guild_id]
+            try:
+                return await self._reread(guild_id)
+            except Exception:
+                log.warning(
+                    "guild %s: settings could not be read; serving the ones read before",
+                    guild_id,
+                    exc_info=True,
+                )
+                return config
+        return await self._reread(guild_id)
+
+    async def _reread(self, guild_id: int) -> GuildConfig:
         self.misses += 1
         read = self._reads.get(guild_id)
         if read is None:

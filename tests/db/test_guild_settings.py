@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from botops.db import migrate
@@ -336,6 +337,22 @@ async def test_the_cache_reads_again_once_the_ttl_has_passed(
 
     assert config.xp_enabled is False
     assert (cache.hits, cache.misses) == (1, 2)
+
+
+async def test_settings_read_before_are_served_while_the_database_cannot_be_read(
+    db: AsyncEngine, cache: GuildSettingsCache, clock: Clock
+) -> None:
+    await update_config(db, GUILD, xp_cooldown_seconds=30)
+    await cache.get(GUILD)
+    clock.now += 300.0
+    async with db.begin() as connection:
+        await connection.execute(text("ALTER TABLE guild_settings RENAME TO guild_settings_away"))
+
+    config = await cache.get(GUILD)
+
+    assert config.xp_cooldown_seconds == 30
+    with pytest.raises(SQLAlchemyError):
+        await cache.get(OTHER_GUILD)  # never read before: nothing to fall back on
 
 
 async def test_peek_answers_only_what_memory_holds_within_the_ttl_and_never_reads(
