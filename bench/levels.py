@@ -55,6 +55,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
+from levels_ranks import PEER_DDL  # bench/levels_ranks.py, beside this file
+from measure import percentile  # bench/measure.py, beside this file
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -301,18 +303,6 @@ async def botops_writer(engine: AsyncEngine, events: Events) -> float:
     return elapsed
 
 
-PEER_TABLE = """
-    CREATE TABLE leaderboard (
-        guild_id INT NOT NULL,
-        member_id INT NOT NULL,
-        member_name TEXT NOT NULL,
-        member_level INT NOT NULL,
-        member_xp INT NOT NULL,
-        member_total_xp INT NOT NULL
-    );
-"""
-
-
 class PeerAuthor(SimpleNamespace):
     """A discord.Member as far as ``award_xp`` looks: id, bot, guild, roles, and str() for its name."""
 
@@ -344,7 +334,7 @@ async def peer(folder: Path, events: Events, count: int, members: int) -> float:
     path = folder / "DiscordLevelingSystem.db"
     # Its create_database_file runs its own event loop, which cannot run inside this one; this is its SQL.
     with contextlib.closing(sqlite3.connect(path)) as connection:
-        connection.execute(PEER_TABLE)
+        connection.execute(PEER_DDL)
         connection.executemany(
             "INSERT INTO leaderboard VALUES (?, ?, ?, 0, 0, 0)",
             [(GUILD, user, f"member{user}") for user in member_ids(members)],
@@ -519,11 +509,6 @@ class LagMonitor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def flush_deltas(rng: random.Random, rows: int, table_rows: int) -> dict[tuple[int, int], XpDelta]:

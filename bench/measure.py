@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -11,9 +12,15 @@ import psutil
 
 from botops.sandbox import Sandbox
 
-__all__ = ["CpuMeter", "callback_times"]
+__all__ = ["CpuMeter", "callback_times", "percentile"]
 
 _CALLBACK_PATH = re.compile(r"^/interactions/(\d+)/[^/]+/callback$")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Return the nearest-rank percentile of ``values`` (``fraction`` 0.99 for p99)."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))]
 
 
 class CpuMeter:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import statistics
 import sys
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 import discord
 import psutil
 from discord import app_commands
-from measure import CpuMeter, callback_times  # bench/measure.py, beside this file
+from measure import CpuMeter, callback_times, percentile  # bench/measure.py, beside this file
 
 from botops.endpoints import redirect_discord, restore_discord
 from botops.sandbox import DemoWorld, Sandbox, build_demo_world
@@ -121,12 +120,6 @@ async def run_child() -> None:
 
 
 # -- measuring helpers ------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Return the nearest-rank percentile of ``values``."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))]
 
 
 @dataclass(frozen=True)

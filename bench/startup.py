@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import math
 import os
 import signal
 import statistics
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from measure import CpuMeter, callback_times  # bench/measure.py, beside this file
+from measure import CpuMeter, callback_times, percentile  # bench/measure.py, beside this file
 
 from botops.sandbox import DemoWorld, Sandbox, build_demo_world
 from botops.sandbox.interactions import Interaction
@@ -241,12 +240,6 @@ async def unless_child_exits(
 
 
 # -- measuring helpers ------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Return the nearest-rank percentile of ``values``."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))]
 
 
 @dataclass(frozen=True)

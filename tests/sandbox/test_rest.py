@@ -332,3 +332,19 @@ def test_content_is_accepted_exactly_up_to_2000_characters(content: str) -> None
         with pytest.raises(DiscordError) as refused:
             parse_message_body({"content": content})
         assert refused.value.code == 50035
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("path", "limit", "maximum"),
+    [("/channels/{channel}/messages", "101", 100), ("/guilds/{guild}/members", "0", 1000)],
+)
+async def test_a_limit_outside_discords_range_is_refused_with_the_range(
+    http: aiohttp.ClientSession, demo: DemoWorld, path: str, limit: str, maximum: int
+) -> None:
+    url = "/api/v10" + path.format(channel=demo.general.id, guild=demo.guild.id)
+    async with http.get(url, params={"limit": limit}) as response:
+        body = await response.json()
+
+    assert (response.status, body["code"]) == (400, 50035)
+    assert body["errors"]["limit"]["_errors"][0]["message"] == f"int value should be between 1 and {maximum}."

@@ -27,6 +27,7 @@ __all__ = [
     "UNKNOWN_USER",
     "UNKNOWN_WEBHOOK",
     "RouteBase",
+    "limit_query",
     "snowflake_query",
 ]
 
@@ -47,17 +48,22 @@ def snowflake_query(call: Call, name: str) -> int | None:
     if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()):
-        raise DiscordError(
-            400,
-            50035,
-            "Invalid Form Body",
-            {
-                name: {
-                    "_errors": [{"code": "NUMBER_TYPE_COERCE", "message": f'Value "{raw}" is not snowflake.'}]
-                }
-            },
-        )
+        raise _query_error(name, "NUMBER_TYPE_COERCE", f'Value "{raw}" is not snowflake.')
     return int(raw)
+
+
+def limit_query(call: Call, default: int, maximum: int) -> int:
+    """Return the ``limit`` query parameter (``default`` if absent); outside 1..maximum, Discord's 50035."""
+    raw = call.query.get("limit", str(default))
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+        raise _query_error("limit", "NUMBER_TYPE_MAX", f"int value should be between 1 and {maximum}.")
+    return int(raw)
+
+
+def _query_error(name: str, code: str, message: str) -> DiscordError:
+    return DiscordError(
+        400, 50035, "Invalid Form Body", {name: {"_errors": [{"code": code, "message": message}]}}
+    )
 
 
 class RouteBase:

@@ -8,7 +8,7 @@ from botops.sandbox.errors import DiscordError
 from botops.sandbox.messages import apply_parts, parse_message_body
 from botops.sandbox.permissions import Permission
 from botops.sandbox.rest import Call
-from botops.sandbox.routes.base import UNKNOWN_MESSAGE, RouteBase, snowflake_query
+from botops.sandbox.routes.base import UNKNOWN_MESSAGE, RouteBase, limit_query, snowflake_query
 from botops.sandbox.world import Channel, Message
 
 __all__ = ["ChannelRoutes"]
@@ -25,32 +25,19 @@ class ChannelRoutes(RouteBase):
     async def list_messages(self, call: Call) -> tuple[int, Any]:
         channel = self._channel(call)
         self._require(channel, Permission.READ_MESSAGE_HISTORY)
-        limit = call.query.get("limit", "50")
-        if not limit.isdigit() or not 1 <= int(limit) <= 100:
-            raise DiscordError(
-                400,
-                50035,
-                "Invalid Form Body",
-                {
-                    "limit": {
-                        "_errors": [
-                            {"code": "NUMBER_TYPE_MAX", "message": "int value should be between 1 and 100."}
-                        ]
-                    }
-                },
-            )
+        limit = limit_query(call, default=50, maximum=100)
         before, after, around = (snowflake_query(call, name) for name in ("before", "after", "around"))
         newest_first = sorted(channel.messages.values(), key=lambda m: m.id, reverse=True)
         if before is not None:
             newest_first = [m for m in newest_first if m.id < before]
         if after is not None:
-            newest_first = [m for m in newest_first if m.id > after][-int(limit) :]
+            newest_first = [m for m in newest_first if m.id > after][-limit:]
         if around is not None:
-            half = int(limit) // 2
-            older = [m for m in newest_first if m.id <= around][: int(limit) - half]
+            half = limit // 2
+            older = [m for m in newest_first if m.id <= around][: limit - half]
             newer = [m for m in newest_first if m.id > around][-half:] if half else []
             newest_first = newer + older
-        return 200, [m.to_payload(self.world) for m in newest_first[: int(limit)]]
+        return 200, [m.to_payload(self.world) for m in newest_first[:limit]]
 
     def _message_in(self, call: Call, channel: Channel) -> Message:
         message = channel.messages.get(call.snowflake("message_id", UNKNOWN_MESSAGE))

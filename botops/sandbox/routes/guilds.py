@@ -7,7 +7,7 @@ from typing import Any
 from botops.sandbox.errors import DiscordError
 from botops.sandbox.permissions import Intents, Permission
 from botops.sandbox.rest import Call
-from botops.sandbox.routes.base import UNKNOWN_MEMBER, UNKNOWN_ROLE, RouteBase, snowflake_query
+from botops.sandbox.routes.base import UNKNOWN_MEMBER, UNKNOWN_ROLE, RouteBase, limit_query, snowflake_query
 from botops.sandbox.world import Guild
 
 __all__ = ["GuildRoutes"]
@@ -30,20 +30,7 @@ class GuildRoutes(RouteBase):
         guild = self._guild(call)
         if not self.sandbox.allowed_privileged_intents & Intents.GUILD_MEMBERS:
             raise DiscordError.missing_access()
-        limit = int(call.query.get("limit", "1")) if call.query.get("limit", "1").isdigit() else 0
-        if not 1 <= limit <= 1000:
-            raise DiscordError(
-                400,
-                50035,
-                "Invalid Form Body",
-                {
-                    "limit": {
-                        "_errors": [
-                            {"code": "NUMBER_TYPE_MAX", "message": "int value should be between 1 and 1000."}
-                        ]
-                    }
-                },
-            )
+        limit = limit_query(call, default=1, maximum=1000)
         after = snowflake_query(call, "after") or 0
         members = sorted((m for m in guild.members.values() if m.id > after), key=lambda m: m.id)
         return 200, [m.to_payload() for m in members[:limit]]
