@@ -8,6 +8,7 @@ generated from this model (:func:`render_env_example`), so the two cannot drift 
 
 from __future__ import annotations
 
+import ipaddress
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -167,6 +168,27 @@ class Settings(BaseSettings):
         description="Seconds a guild's settings are cached; changes through the bot show at once",
     )
 
+    # -- observability -------------------------------------------------------------------------------
+    http_enabled: bool = Field(
+        True, description="Serve /livez, /readyz, /status and /metrics from the bot process"
+    )
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address of the HTTP server; anything but loopback needs HTTP_TOKEN in production",
+    )
+    http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP server; 0 picks a free one")
+    http_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that /readyz, /status and /metrics require (Authorization: Bearer ...); "
+        "/livez stays open",
+    )
+    sentry_dsn: SecretStr | None = Field(
+        None, description="Sentry DSN; empty: errors are not sent to Sentry (the logs still have them)"
+    )
+    sentry_traces_sample_rate: float = Field(
+        0.05, ge=0, le=1, description="Share of commands traced in Sentry (0 to 1)"
+    )
+
     # -- logging ---------------------------------------------------------------------------------------
     log_level: LogLevel | None = Field(
         None, description="Lowest level logged; empty: DEBUG in development, INFO in production"
@@ -186,7 +208,15 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("discord_token", "discord_api_base", "discord_gateway_url", "log_level", mode="before")
+    @field_validator(
+        "discord_token",
+        "discord_api_base",
+        "discord_gateway_url",
+        "log_level",
+        "http_token",
+        "sentry_dsn",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -225,6 +255,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "DISCORD_API_BASE: points at the sandbox, which production refuses: "
                     "unset DISCORD_API_BASE and DISCORD_GATEWAY_URL"
+                )
+            if self.http_enabled and self.http_token is None and not _is_loopback(self.http_host):
+                raise ValueError(
+                    f"HTTP_TOKEN: is required in production when HTTP_HOST ({self.http_host}) is not a "
+                    "loopback address: set HTTP_TOKEN, or HTTP_HOST=127.0.0.1 behind a reverse proxy"
                 )
         if bool(self.discord_api_base) != bool(self.discord_gateway_url):
             missing = "DISCORD_GATEWAY_URL" if self.discord_api_base else "DISCORD_API_BASE"
@@ -288,6 +323,15 @@ class Settings(BaseSettings):
             else:
                 shown = str(value)
             yield name.upper(), shown
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _mask(secret: str) -> str:

@@ -88,6 +88,32 @@ def test_production_refuses_the_sandbox_endpoints() -> None:
         )
 
 
+#: Every interface: a host the settings must refuse to serve on without a token in production.
+ANY_HOST = "0.0.0.0"  # noqa: S104
+
+
+@pytest.mark.parametrize("host", [ANY_HOST, "192.168.1.20", "bot.example.org"])
+def test_production_refuses_an_open_http_server_without_a_token(host: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None, environment="production", discord_token=fake_token(), http_host=host)
+
+    assert [p.variable for p in caught.value.problems] == ["HTTP_TOKEN"]
+    assert "HTTP_HOST=127.0.0.1" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "token"), [("127.0.0.1", None), ("::1", None), ("localhost", None), (ANY_HOST, "s3cret-token")]
+)
+def test_production_accepts_a_loopback_http_server_or_one_with_a_token(host: str, token: str | None) -> None:
+    settings = load_settings(
+        None, environment="production", discord_token=fake_token(), http_host=host, http_token=token
+    )
+
+    assert settings.http_host == host
+    if token:
+        assert token in settings.secret_values()
+
+
 def test_sandbox_endpoints_go_together() -> None:
     with pytest.raises(SettingsError, match="set both or neither"):
         load_settings(None, discord_api_base="http://127.0.0.1:1/api/v10")
