@@ -21,6 +21,7 @@ from botops.db.engine import create_engine
 from botops.db.migrate import ensure_schema
 from botops.endpoints import redirect_discord, restore_discord
 from botops.errors import ConfigurationError, DevGuildUnavailable, DiscordUnreachable
+from botops.observability.server import serve_observability
 from botops.settings import ENV_FILE, Settings, check_env_file_permissions
 
 __all__ = ["run_bot_until_stopped"]
@@ -40,7 +41,8 @@ async def run_bot_until_stopped(
 
     Raises:
         ConfigurationError: the token was refused, privileged intents are not enabled, the .env file is
-            readable by others in production, or the endpoints are redirected in production.
+            readable by others in production, the endpoints are redirected in production, or the
+            HTTP server's port is taken.
         DevGuildUnavailable: the commands cannot be synced to DISCORD_DEV_GUILD_ID.
         DiscordUnreachable: no connection to Discord (or the sandbox) could be opened.
         SchemaBehind: the schema is behind the code and may not be migrated automatically.
@@ -58,7 +60,7 @@ async def run_bot_until_stopped(
     try:
         await ensure_schema(engine, settings)
         bot = Bot(settings, engine)
-        async with bot:
+        async with bot, serve_observability(bot, settings):
             _close_on_signals(bot)
             helper = asyncio.create_task(_after_ready(bot, companion), name="botops-companion")
             try:

@@ -2,7 +2,9 @@
 
 It loads the built-in features and the user's extensions in ``setup_hook``, syncs slash commands (to
 the development guild in development, so they appear at once), sends every command error through the
-funnel, and on close unloads its extensions first so each cog can flush what it buffers.
+funnel, and on close unloads its extensions first so each cog can flush what it buffers. It keeps its
+own metrics (:attr:`Bot.metrics`): every finished command, gateway event, shard connection and REST
+request is counted as it happens.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import gc
 import hashlib
 import json
 import logging
+import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +23,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from botops import __version__
 from botops.bot.extensions import BUILTIN_EXTENSIONS, discover_extensions
 from botops.bot.funnel import report_app_command_error, report_command_error
 from botops.bot.i18n import DEFAULT_LANGUAGE, language_for_locale
 from botops.db.guild_settings import GuildSettingsCache
 from botops.db.writer import BatchedWriter
+from botops.observability.metrics import STARTED, BotMetrics, CommandUse, command_use
+from botops.version import git_commit
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,7 +55,11 @@ def build_intents(settings: Settings) -> discord.Intents:
 
 
 class FunnelTree(app_commands.CommandTree["Bot"]):
-    """The command tree whose errors all go through the funnel."""
+    """The command tree whose errors all go through the funnel, and which times every command."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Bot], /) -> bool:
+        interaction.extras[STARTED] = time.perf_counter()
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction[Bot], error: app_commands.AppCommandError
@@ -71,6 +80,9 @@ class Bot(commands.AutoShardedBot):
         options: dict[str, Any] = {}
         if settings.shard_ids:
             options["shard_ids"] = settings.shard_ids
+        self.started_at = time.monotonic()
+        #: Prometheus metrics of this bot, in a registry of its own (served at /metrics).
+        self.metrics = BotMetrics(self, version=__version__, commit=git_commit())
         super().__init__(
             command_prefix=commands.when_mentioned_or(settings.command_prefix),
             intents=build_intents(settings),
@@ -83,15 +95,14 @@ class Bot(commands.AutoShardedBot):
             ),
             help_command=None,
             tree_cls=FunnelTree,
+            http_trace=self.metrics.rest_trace(),
             **options,
         )
         self.settings = settings
         self.engine = engine
         self.guild_settings = GuildSettingsCache(engine, ttl=settings.guild_settings_ttl)
         self.builtin_extensions = builtin_extensions
-        self.started_at = time.monotonic()
         self.failed_extensions: dict[str, str] = {}
-        self.command_errors: Counter[tuple[str, bool]] = Counter()
         self._synced_signature: str | None = None
         self._frozen = False
         #: The batched writers of the loaded features; flushed before a backup and on demand.
@@ -101,6 +112,8 @@ class Bot(commands.AutoShardedBot):
         #: Synchronous per-message work of the loaded features (the levels cog's XP award), run by
         #: on_message in the one task discord.py starts per message: a listener costs a task of its own.
         self.message_hooks: list[Callable[[discord.Message], None]] = []
+        #: Called with every finished command (the command statistics' writer); must not block.
+        self.command_hooks: list[Callable[[CommandUse], None]] = []
 
     # -- start-up -----------------------------------------------------------------------------------
 
@@ -141,6 +154,12 @@ class Bot(commands.AutoShardedBot):
         self._synced_signature = signature
         log.info("synced %d slash commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
         return True
+
+    def add_writer(self, writer: BatchedWriter[Any, Any]) -> None:
+        """Register a feature's batched writer: flushed before a backup and on close, and measured."""
+        if writer not in self.writers:
+            self.writers.append(writer)
+            self.metrics.watch_writer(writer)
 
     async def flush_writers(self) -> int:
         """Write what every feature's batched writer holds (before a backup, say); return the rows written."""
@@ -201,9 +220,43 @@ class Bot(commands.AutoShardedBot):
         """Send text-command errors through the funnel."""
         await report_command_error(self, context, exception)
 
-    def count_command_error(self, command: str, *, expected: bool) -> None:
-        """Count a failed command; expected failures (checks, bad input) apart from unexpected ones."""
-        self.command_errors[(command, expected)] += 1
+    # -- what the metrics and the statistics see -----------------------------------------------------
+
+    def record_command(self, use: CommandUse) -> None:
+        """Count a finished command in the metrics and hand it to the command hooks (the statistics)."""
+        self.metrics.record_command(use)
+        for hook in self.command_hooks:
+            try:
+                hook(use)
+            except Exception:
+                log.exception("command hook %s failed on /%s", _name_of(hook), use.name)
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction[Bot], command: app_commands.Command[Any, ..., Any]
+    ) -> None:
+        self.record_command(
+            command_use(command.qualified_name, "slash", "success", interaction.guild_id, interaction.extras)
+        )
+
+    async def invoke(self, ctx: commands.Context[Any], /) -> None:
+        """Run a text command, noting when it started; a success is counted here, a failure by the funnel."""
+        extras: dict[str, Any] = {STARTED: time.perf_counter()}
+        ctx.botops_extras = extras  # type: ignore[attr-defined]
+        await super().invoke(ctx)
+        if ctx.command is not None and not ctx.command_failed:
+            guild_id = ctx.guild.id if ctx.guild else None
+            self.record_command(command_use(ctx.command.qualified_name, "text", "success", guild_id, extras))
+
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        if event_name == "socket_event_type":  # once per gateway event: count its type
+            self.metrics.events[args[0]] += 1
+        super().dispatch(event_name, *args, **kwargs)
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Log an event handler's exception with its traceback and count it; the bot carries on."""
+        self.metrics.record_error("event")
+        # discord.py calls this inside its except block, so the exception is the one being handled.
+        log.error("the handler of %s failed", event_method, exc_info=sys.exc_info())
 
     async def language_for(self, guild_id: int | None, locale: discord.Locale | str | None) -> str:
         """Return the language to answer in: the guild's setting, else the user's locale, else English."""
@@ -219,6 +272,9 @@ class Bot(commands.AutoShardedBot):
 
     # -- connection events, for the gateway log -------------------------------------------------------
 
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self.metrics.gateway.identified(shard_id)
+
     async def on_ready(self) -> None:
         if not self._frozen:
             # What start-up built lives as long as the process: keep it out of every full collection,
@@ -233,9 +289,11 @@ class Bot(commands.AutoShardedBot):
         gateway_log.info("shard %s connected", shard_id)
 
     async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.metrics.gateway.disconnected(shard_id)
         gateway_log.warning("shard %s disconnected", shard_id)
 
     async def on_shard_resumed(self, shard_id: int) -> None:
+        self.metrics.gateway.resumed(shard_id)
         gateway_log.info("shard %s resumed its session", shard_id)
 
     @property

@@ -1,8 +1,9 @@
-"""The one place every command error goes: a short localized reply to the user, and the rest in the log.
+"""The one place every command error goes: a short localized reply to the user, a metric, and the log.
 
 Expected failures (a check, a cooldown, bad input, missing bot permissions) get a sentence that says
-what to do and are logged at INFO; anything else is logged with its traceback under a short reference
-that the user's reply quotes, so an operator can find it with ``grep``. No traceback reaches a user.
+what to do, are counted as ``refused`` and logged at INFO; anything else is counted as ``error`` and
+logged with its traceback under a short reference that the user's reply quotes, so an operator can find
+it with ``botops logs``. No traceback reaches a user.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from botops.bot.i18n import text
+from botops.observability.metrics import CommandOutcome, command_use
 
 if TYPE_CHECKING:
     from botops.bot.core import Bot
@@ -75,7 +77,8 @@ async def report_app_command_error(
             reference,
             exc_info=(type(cause), cause, cause.__traceback__),
         )
-    bot.count_command_error(name, expected=expected)
+    outcome: CommandOutcome = "refused" if expected else "error"
+    bot.record_command(command_use(name, "slash", outcome, interaction.guild_id, interaction.extras))
     try:
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True)
@@ -100,7 +103,9 @@ async def report_command_error(bot: Bot, ctx: commands.Context[Bot], error: comm
         cause = getattr(error, "original", error)
         log.error("!%s failed for user %s (reference %s)", name, ctx.author.id, reference,
                   exc_info=(type(cause), cause, cause.__traceback__))  # fmt: skip
-    bot.count_command_error(name, expected=expected)
+    outcome: CommandOutcome = "refused" if expected else "error"
+    guild_id = ctx.guild.id if ctx.guild else None
+    bot.record_command(command_use(name, "text", outcome, guild_id, getattr(ctx, "botops_extras", {})))
     try:
         await ctx.reply(message, mention_author=False)
     except discord.HTTPException:

@@ -1,7 +1,9 @@
-"""The bot's health, checked the same way for ``/health`` and, later, ``/status`` and ``botops health``.
+"""The bot's health, checked the same way for ``/health``, ``/readyz``, ``/status`` and ``botops health``.
 
-Each check is real: the database answers a query and reports its schema revision, the latency is the
-gateway's heartbeat round trip, memory is the process's resident set.
+Each check is real: the database answers a query and reports its schema revision and size, the latency
+is the gateway's heartbeat round trip, a shard counts as connected from its READY or RESUMED until its
+connection closes, memory is the process's resident set. :attr:`HealthReport.problems` names every
+readiness check that fails; an empty dict means ready.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from typing import TYPE_CHECKING
 import psutil
 
 from botops import __version__
-from botops.db.engine import pinged
+from botops.db.engine import database_size, pinged
 from botops.db.migrate import schema_state_on
 from botops.version import git_commit
 
 if TYPE_CHECKING:
     from botops.bot.core import Bot
 
-__all__ = ["LATENCY_THRESHOLD_MS", "HealthReport", "collect_health"]
+__all__ = ["LATENCY_THRESHOLD_MS", "HealthReport", "ShardHealth", "collect_health"]
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,20 @@ DATABASE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
+class ShardHealth:
+    """One shard's gateway connection."""
+
+    connected: bool
+    latency_ms: float | None
+    identifies: int
+    resumes: int
+    disconnects: int
+    reconnects: int
+
+
+@dataclass(frozen=True)
 class HealthReport:
-    """What ``/health`` shows."""
+    """What ``/health`` and ``/status`` show, and what ``/readyz`` decides on."""
 
     database_ok: bool
     database_ms: float | None
@@ -49,6 +63,11 @@ class HealthReport:
     commit: str
     memory_bytes: int
     shard_latencies_ms: dict[int, float] = field(default_factory=dict)
+    #: Every shard the process runs, by id; empty until the bot knows its shard count.
+    shards: dict[int, ShardHealth] = field(default_factory=dict)
+    database_size_bytes: int | None = None
+    guilds: int = 0
+    errors_last_hour: int = 0
 
     @property
     def latency_ok(self) -> bool:
@@ -58,6 +77,32 @@ class HealthReport:
     def healthy(self) -> bool:
         return self.database_ok and self.schema_current and self.latency_ok and not self.failed_extensions
 
+    @property
+    def problems(self) -> dict[str, str]:
+        """Return every failing readiness check, by name (database, schema, gateway, extensions)."""
+        problems: dict[str, str] = {}
+        if not self.database_ok:
+            problems["database"] = f"the database did not answer: {self.database_error}"
+        elif not self.schema_current:
+            problems["schema"] = (
+                f"the schema is at {self.schema_revision or 'no revision'}, behind the code: "
+                "run `botops db upgrade`"
+            )
+        if not self.shards:
+            problems["gateway"] = "not connected to the gateway yet"
+        else:
+            down = [str(shard_id) for shard_id, shard in sorted(self.shards.items()) if not shard.connected]
+            if down:
+                problems["gateway"] = f"shard {', '.join(down)} not connected"
+        if self.failed_extensions:
+            problems["extensions"] = "failed to load: " + ", ".join(sorted(self.failed_extensions))
+        return problems
+
+    @property
+    def ready(self) -> bool:
+        """Whether every shard is connected, the database answers and is current, and extensions loaded."""
+        return not self.problems
+
 
 def _milliseconds(seconds: float) -> float | None:
     return None if math.isnan(seconds) or math.isinf(seconds) else round(seconds * 1000, 1)
@@ -66,6 +111,7 @@ def _milliseconds(seconds: float) -> float | None:
 async def collect_health(bot: Bot) -> HealthReport:
     """Run every check once and return the report; a failing check is reported, never raised."""
     database_ms: float | None = None
+    size: int | None = None
     error: str | None = None
     schema_current = False
     revision: str | None = None
@@ -74,7 +120,9 @@ async def collect_health(bot: Bot) -> HealthReport:
             # One connection for both checks: each connection costs a BEGIN and a ROLLBACK of its own.
             async with pinged(bot.engine) as (connection, database_ms):
                 state = await schema_state_on(connection)
+                size = await database_size(connection)
             schema_current, revision = state.is_current, state.current
+            bot.metrics.database_size.set(size)
     except Exception as failure:  # any database failure is what this check exists to show
         error = f"{type(failure).__name__}: {failure}".splitlines()[0][:200]
         log.warning("health check: the database did not answer", exc_info=True)
@@ -95,4 +143,31 @@ async def collect_health(bot: Bot) -> HealthReport:
         commit=git_commit(),
         memory_bytes=psutil.Process().memory_info().rss,
         shard_latencies_ms=shard_latencies,
+        shards=_shards(bot),
+        database_size_bytes=size,
+        guilds=len(bot.guilds),
+        errors_last_hour=bot.metrics.errors_in_window(),
     )
+
+
+def _shards(bot: Bot) -> dict[int, ShardHealth]:
+    """Return the health of every shard this process runs; empty while the shard count is unknown."""
+    if bot.shard_ids:
+        expected = list(bot.shard_ids)
+    elif bot.shard_count:
+        expected = list(range(bot.shard_count))
+    else:
+        return {}
+    states = bot.metrics.gateway.shards
+    latencies = dict(bot.latencies)
+    shards = {}
+    for shard_id in expected:
+        state = states.get(shard_id)
+        if state is None:
+            shards[shard_id] = ShardHealth(False, None, 0, 0, 0, 0)
+            continue
+        latency = _milliseconds(latencies[shard_id]) if state.connected and shard_id in latencies else None
+        shards[shard_id] = ShardHealth(
+            state.connected, latency, state.identifies, state.resumes, state.disconnects, state.reconnects
+        )
+    return shards

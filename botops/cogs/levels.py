@@ -108,8 +108,7 @@ class Levels(commands.Cog):
 
     async def cog_load(self) -> None:
         await self.writer.start()  # a no-op when it runs on from before a reload
-        if self.writer not in self.bot.writers:
-            self.bot.writers.append(self.writer)
+        self.bot.add_writer(self.writer)
         self.bot.message_hooks.append(self.award)
         self._prune_cooldowns.start()
 

@@ -34,6 +34,7 @@ __all__ = [
     "create_engine",
     "create_engine_for_url",
     "database_reachable",
+    "database_size",
     "masked_url",
     "ping",
     "pinged",
@@ -189,6 +190,19 @@ async def pinged(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnection, fl
         except DBAPIError as error:
             raise DatabaseUnavailable(masked_url(engine.url), _reason(error, engine.url)) from error
         yield connection, (time.perf_counter() - started) * 1000
+
+
+async def database_size(connection: AsyncConnection) -> int:
+    """Return the size of the database in bytes: SQLite's pages in use, or PostgreSQL's database on disk.
+
+    SQLite's count leaves out the write-ahead log, which checkpoints fold back into the file.
+    """
+    if connection.dialect.name == "sqlite":
+        pages = (await connection.execute(text("PRAGMA page_count"))).scalar_one()
+        page_size = (await connection.execute(text("PRAGMA page_size"))).scalar_one()
+        return int(pages) * int(page_size)
+    size = (await connection.execute(text("SELECT pg_database_size(current_database())"))).scalar_one()
+    return int(size)
 
 
 async def database_reachable(engine: AsyncEngine) -> bool:

@@ -88,6 +88,8 @@ class BatchedWriter(Generic[K, V]):
         self.failures = 0
         #: Seconds the last committed flush took, from opening the connection to the commit.
         self.last_flush_seconds: float | None = None
+        #: Called with the seconds of each committed flush (the metrics' histogram); must not raise.
+        self.observe_flush: Callable[[float], None] | None = None
         self._engine = engine
         self._write = write
         self._merge = merge
@@ -199,6 +201,8 @@ class BatchedWriter(Generic[K, V]):
             self.flushes += 1
             self.last_flush_seconds = elapsed
             self._durations.append(elapsed)
+            if self.observe_flush is not None:
+                self.observe_flush(elapsed)
             log.debug("%s: flushed %d rows in %.1f ms", self.name, len(batch), elapsed * 1000)
         if self._on_flushed is not None:
             try:

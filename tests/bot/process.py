@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -40,6 +41,8 @@ STOP_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
 #: What the bot logs (to gateway.log and botops.log) once discord.py called on_ready.
 READY_LINE = "botops.gateway: ready as "
+#: The line of botops.log that gives the HTTP server's address.
+HTTP_LINE_RE = re.compile(r"serving /livez /readyz /status /metrics on (http://\S+)")
 
 _HELPERS = '''\
 """Shared by the extensions of this package; a module starting with _ is a helper, never an extension."""
@@ -208,6 +211,13 @@ class RunningBot:
         """Return every log file's text, by path relative to LOG_DIR."""
         return read_logs(self.log_dir)
 
+    @property
+    def http_url(self) -> str:
+        """Return the base URL of the bot's HTTP server, as its log announced it."""
+        found = HTTP_LINE_RE.search(self.logs().get("botops.log", ""))
+        assert found, f"the bot announced no HTTP server; its stderr:\n{self.bot.stderr()}"
+        return found.group(1)
+
 
 def bot_environment(
     sandbox: Sandbox, demo: DemoWorld, folder: Path, log_dir: Path, extra: Mapping[str, str]
@@ -223,6 +233,7 @@ def bot_environment(
         DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'bot.db'}",
         LOG_DIR=str(log_dir),
         GUILD_READY_TIMEOUT="0.1",
+        HTTP_PORT="0",  # a free port each: bots of parallel tests never compete for 8080
     )
     environment.update(extra)
     return environment

@@ -1,0 +1,225 @@
+"""The HTTP server inside the bot process: ``/livez``, ``/readyz``, ``/status`` and ``/metrics``.
+
+* ``/livez`` answers 200 while the process and its event loop run, whether or not Discord is reachable:
+  a supervisor restarts the bot only when this stops answering.
+* ``/readyz`` answers 200 when every shard is connected, the database answers, the schema is current
+  and every extension loaded; otherwise 503 with the failing checks. Deploys wait on it.
+* ``/status`` is everything ``/health`` shows, as JSON, plus shards, reconnects and the error rate;
+  ``botops health`` prints it.
+* ``/metrics`` is the Prometheus exposition of :attr:`Bot.metrics`.
+
+It listens on ``HTTP_HOST:HTTP_PORT`` (127.0.0.1:8080 by default). With ``HTTP_TOKEN`` set, every path
+but ``/livez`` wants ``Authorization: Bearer <token>``. The server also runs the samplers the metrics
+need: event-loop lag twice a second, the database size once a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from botops.bot.health import HealthReport, collect_health
+from botops.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from botops.bot.core import Bot
+    from botops.settings import Settings
+
+__all__ = ["DATABASE_SAMPLE_INTERVAL", "ObservabilityServer", "serve_observability", "status_document"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two measurements of the database size for ``botops_database_size_bytes``.
+DATABASE_SAMPLE_INTERVAL = 60.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def status_document(report: HealthReport) -> dict[str, Any]:
+    """Return ``/status``'s JSON for ``report``: readiness first, then every check's detail."""
+    return {
+        "ready": report.ready,
+        "healthy": report.healthy,
+        "problems": report.problems,
+        "version": report.version,
+        "commit": report.commit,
+        "uptime_seconds": round(report.uptime_seconds, 1),
+        "database": {
+            "ok": report.database_ok,
+            "ms": report.database_ms,
+            "error": report.database_error,
+            "schema_revision": report.schema_revision,
+            "schema_current": report.schema_current,
+            "size_bytes": report.database_size_bytes,
+        },
+        "gateway": {
+            "latency_ms": report.latency_ms,
+            "shards": {str(shard_id): asdict(shard) for shard_id, shard in sorted(report.shards.items())},
+            "reconnects": sum(shard.reconnects for shard in report.shards.values()),
+        },
+        "guilds": report.guilds,
+        "extensions": {"loaded": report.extensions, "failed": report.failed_extensions},
+        "errors_last_hour": report.errors_last_hour,
+        "memory_bytes": report.memory_bytes,
+    }
+
+
+class ObservabilityServer:
+    """The bot's HTTP server and the metric samplers; :meth:`start` it, then :meth:`stop` it."""
+
+    def __init__(self, bot: Bot, settings: Settings) -> None:
+        self.bot = bot
+        self.host = settings.http_host
+        self.port = settings.http_port
+        self._token = settings.http_token.get_secret_value() if settings.http_token else None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.url: str | None = None
+
+    def application(self) -> web.Application:
+        """Return the aiohttp application with the four routes."""
+        app = web.Application(middlewares=[self._authorize])
+        app.router.add_get("/livez", self._livez)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def start(self) -> None:
+        """Listen on the configured address and start the samplers.
+
+        Raises:
+            ConfigurationError: the address is in use or cannot be bound; names HTTP_PORT or HTTP_HOST.
+        """
+        runner = web.AppRunner(self.application(), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except OSError as error:
+            await runner.cleanup()
+            raise _bind_error(self.host, self.port, error) from error
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self.url = f"http://{_url_host(host)}:{port}"
+        self._tasks = [
+            asyncio.create_task(self._supervised("loop lag", self.bot.metrics.sample_loop_lag)),
+            asyncio.create_task(self._supervised("database size", self._sample_database_size)),
+        ]
+        log.info("serving /livez /readyz /status /metrics on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop the samplers and the server."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- routes ----------------------------------------------------------------------------------------
+
+    async def _livez(self, _request: web.Request) -> web.Response:
+        return web.json_response({"alive": True, "uptime_seconds": round(self.bot.uptime_seconds, 1)})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        report = await collect_health(self.bot)
+        body = {"ready": report.ready, "commit": report.commit, "problems": report.problems}
+        return web.json_response(body, status=200 if report.ready else 503)
+
+    async def _status(self, _request: web.Request) -> web.Response:
+        return web.json_response(status_document(await collect_health(self.bot)))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self.bot.metrics.exposition(request.headers.get("Accept"))
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    @web.middleware
+    async def _authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._token is not None and request.path != "/livez":
+            given = request.headers.get("Authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), self._token.encode()):
+                return web.json_response(
+                    {"error": "this path needs Authorization: Bearer <HTTP_TOKEN>"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="botops"'},
+                )
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            self.bot.metrics.record_error("http")
+            log.exception("%s %s failed", request.method, request.path)
+            return web.json_response({"error": "internal error; the bot's log has the details"}, status=500)
+
+    # -- samplers --------------------------------------------------------------------------------------
+
+    async def _sample_database_size(self) -> None:
+        while True:
+            # collect_health measures the size and sets the gauge; its failures are reported, not raised.
+            await collect_health(self.bot)
+            await asyncio.sleep(DATABASE_SAMPLE_INTERVAL)
+
+    async def _supervised(self, name: str, sample: Callable[[], Awaitable[None]]) -> None:
+        """Run a sampler; if it fails, log it and start it again after a pause that grows to a minute."""
+        delay = 1.0
+        while True:
+            started = time.monotonic()
+            try:
+                await sample()
+            except Exception:
+                log.exception("the %s sampler failed; restarting it in %.0f s", name, delay)
+            if time.monotonic() - started > 60:
+                delay = 1.0  # it ran a good while: a new failure starts the backoff over
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+
+@contextlib.asynccontextmanager
+async def serve_observability(bot: Bot, settings: Settings) -> AsyncIterator[ObservabilityServer | None]:
+    """Run the HTTP server for the block (nothing when ``HTTP_ENABLED`` is off).
+
+    Raises:
+        ConfigurationError: the address is in use or cannot be bound.
+    """
+    if not settings.http_enabled:
+        log.info("the HTTP server is off (HTTP_ENABLED=false): no /livez, /readyz, /status or /metrics")
+        yield None
+        return
+    server = ObservabilityServer(bot, settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _bind_error(host: str, port: int, error: OSError) -> ConfigurationError:
+    if error.errno == errno.EADDRINUSE:
+        return ConfigurationError(
+            "HTTP_PORT",
+            f"port {port} on {host} is in use (another bot?): set HTTP_PORT to a free port, "
+            "or HTTP_ENABLED=false",
+        )
+    return ConfigurationError(
+        "HTTP_HOST", f"cannot listen on {host}:{port} ({error.strerror or error}): check HTTP_HOST"
+    )

@@ -1,0 +1,1 @@
+"""Tests of botops.observability: metrics, the HTTP server, Sentry."""
