@@ -17,10 +17,14 @@ The hierarchy::
     ├── InvalidGuildSetting         a guild setting botops does not allow; nothing was changed
     │   ├── GuildSettingOutOfRange      a number outside its bounds (XP 0..1000, cooldown 0..86400 s)
     │   └── XpRangeInverted             the minimum XP per message above the maximum
+    ├── InvalidLogQuery             a `botops logs` --level, --since or --channel it cannot read
+    ├── LogsUnreadable              no log file of the channel in LOG_DIR, or one botops may not read
     └── IncompatibleDiscordPy       discord.py no longer has an attribute botops relies on
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 __all__ = [
     "BotopsError",
@@ -33,8 +37,10 @@ __all__ = [
     "GuildSettingOutOfRange",
     "IncompatibleDiscordPy",
     "InvalidGuildSetting",
+    "InvalidLogQuery",
     "InvalidRevision",
     "LogDirUnusable",
+    "LogsUnreadable",
     "MigrationFailed",
     "SchemaAhead",
     "SchemaBehind",
@@ -208,6 +214,25 @@ class XpRangeInverted(InvalidGuildSetting):
         self.xp_min = xp_min
         self.xp_max = xp_max
         super().__init__("xp_min", xp_min, f"at most xp_max ({xp_max})")
+
+
+class InvalidLogQuery(BotopsError):
+    """An option of ``botops logs`` has a value it cannot read; ``accepted`` says what it takes."""
+
+    def __init__(self, option: str, value: str, accepted: str) -> None:
+        self.option = option
+        self.value = value
+        self.accepted = accepted
+        super().__init__(f"{option} cannot be {value!r}: give {accepted}")
+
+
+class LogsUnreadable(BotopsError):
+    """The logs cannot be read at ``path``: no file there yet, or one botops may not read."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot read the logs at {path}: {reason}")
 
 
 class IncompatibleDiscordPy(BotopsError):

@@ -37,11 +37,13 @@ def _root(
 
 
 def _register() -> None:
-    from botops.cli import config, db, run, sandbox
+    from botops.cli import config, db, health, logs, run, sandbox
 
     app.command(name="run")(run.run)
     app.add_typer(config.app, name="config")
     app.add_typer(db.app, name="db")
+    app.command(name="health")(health.health)
+    app.command(name="logs")(logs.logs)
     app.command(name="sandbox")(sandbox.sandbox)
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from botops.cli.codes import ExitCode
-from botops.errors import BotopsError, ConfigurationError, InvalidRevision
+from botops.errors import BotopsError, ConfigurationError, InvalidLogQuery, InvalidRevision
 from botops.settings import Settings, SettingsError, load_settings
 
 __all__ = ["err_console", "exit_with", "load_settings_or_exit", "user_errors"]
@@ -44,7 +44,7 @@ def user_errors() -> Iterator[None]:
         for problem in error.problems:
             err_console.print(f"error: {problem}", markup=False)
         raise typer.Exit(ExitCode.USAGE) from None
-    except (ConfigurationError, InvalidRevision) as error:  # the user must change a setting or an argument
+    except (ConfigurationError, InvalidRevision, InvalidLogQuery) as error:  # change a setting or argument
         exit_with(f"error: {error}", ExitCode.USAGE)
     except BotopsError as error:
         exit_with(f"error: {error}", ExitCode.FAILURE)

@@ -6,6 +6,7 @@ requests (method and a regular expression on the path after ``/api/v10``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -45,6 +46,9 @@ class Faults:
         self._sandbox = sandbox
         self.rest: list[RestFault] = []
         self.refusing = False
+        #: Set while new gateway connections get their HELLO; cleared by :meth:`hold_hello`.
+        self.hello_released = asyncio.Event()
+        self.hello_released.set()
 
     # -- gateway ------------------------------------------------------------------------------------
 
@@ -82,6 +86,21 @@ class Faults:
     def drop_heartbeat_acks(self, enabled: bool = True) -> None:
         """Stop (or resume) answering heartbeats, so clients see a zombied connection."""
         self._sandbox.gateway.drop_heartbeat_acks = enabled
+
+    def hold_hello(self, enabled: bool = True) -> None:
+        """Accept new gateway connections but keep back their HELLO until released (``enabled=False``).
+
+        A client that reconnects waits on the open socket, as it does behind a slow network: its
+        RESUME or IDENTIFY follows as soon as the HELLO is released.
+        """
+        if enabled:
+            self.hello_released.clear()
+        else:
+            self.hello_released.set()
+
+    @property
+    def holding_hello(self) -> bool:
+        return not self.hello_released.is_set()
 
     def refuse_connections(self, enabled: bool = True) -> None:
         """Cut every new HTTP and WebSocket connection before it is answered, or stop doing so."""
@@ -126,9 +145,10 @@ class Faults:
         return self._arm(RestFault("latency", method, re.compile(path), count, seconds=seconds))
 
     def clear(self) -> None:
-        """Disarm every REST fault and stop refusing connections and dropping acks."""
+        """Disarm every REST fault and stop refusing connections, holding HELLOs and dropping acks."""
         self.rest.clear()
         self.refusing = False
+        self.hello_released.set()
         self._sandbox.gateway.drop_heartbeat_acks = False
 
     def take(self, method: str, path: str) -> list[RestFault]:

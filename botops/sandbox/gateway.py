@@ -115,6 +115,7 @@ class Gateway:
         connection = Connection(ws, request, compression)
         self.connections.add(connection)
         try:
+            await self.sandbox.faults.hello_released.wait()
             if request.query.get("v", "10") not in ("9", "10"):
                 await connection.close(CloseCode.INVALID_API_VERSION)
                 return ws

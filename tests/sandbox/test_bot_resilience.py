@@ -104,6 +104,23 @@ async def test_dropped_connection_resumes_and_replays_the_missed_message(
 
 
 @pytest.mark.asyncio
+async def test_a_held_hello_keeps_the_bot_waiting_then_it_resumes_on_release(
+    sandbox: Sandbox, demo: DemoWorld
+) -> None:
+    bot = build_bot()
+    async with running(bot, sandbox, demo):
+        session = await sandbox.wait_until_ready()
+        sandbox.faults.hold_hello()
+        assert sandbox.faults.drop() == 1
+        await eventually(lambda: len(sandbox.gateway.connections) == 1, "the bot's new connection")
+        await sandbox.send_message(demo.general, demo.members[0], "while you were away")
+        await asyncio.sleep(0.3)  # time the bot would need to resume, had it its HELLO
+        assert not bot.resumed
+        sandbox.faults.hold_hello(False)
+        await assert_resumed_with_replay(sandbox, bot, session)
+
+
+@pytest.mark.asyncio
 async def test_reconnect_request_resumes_and_replays_the_missed_message(
     sandbox: Sandbox, demo: DemoWorld
 ) -> None:

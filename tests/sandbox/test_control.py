@@ -872,7 +872,12 @@ async def test_clear_faults_disarms_everything(http: aiohttp.ClientSession) -> N
     await call(http, "POST", "/faults/drop_heartbeat_acks", {"enabled": True})
     status, faults = await call(http, "DELETE", "/faults")
     assert status == 200
-    assert faults == {"rest": [], "refuse_connections": False, "drop_heartbeat_acks": False}
+    assert faults == {
+        "rest": [],
+        "refuse_connections": False,
+        "hold_hello": False,
+        "drop_heartbeat_acks": False,
+    }
 
 
 @pytest.mark.asyncio

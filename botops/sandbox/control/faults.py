@@ -22,6 +22,7 @@ class FaultsFeature(ControlBase):
         return {
             "rest": [_fault(f) for f in faults.rest],
             "refuse_connections": faults.refusing,
+            "hold_hello": faults.holding_hello,
             "drop_heartbeat_acks": self.sandbox.gateway.drop_heartbeat_acks,
         }
 
@@ -58,6 +59,11 @@ class FaultsFeature(ControlBase):
     async def fault_drop_heartbeat_acks(self, request: web.Request) -> tuple[int, Any]:
         fields = await self._body(request)
         self.sandbox.faults.drop_heartbeat_acks(fields.flag("enabled", True))
+        return 200, self._faults()
+
+    async def fault_hold_hello(self, request: web.Request) -> tuple[int, Any]:
+        fields = await self._body(request)
+        self.sandbox.faults.hold_hello(fields.flag("enabled", True))
         return 200, self._faults()
 
     async def fault_refuse_connections(self, request: web.Request) -> tuple[int, Any]:

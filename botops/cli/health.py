@@ -1,0 +1,146 @@
+"""``botops health``: ask the running bot's ``/status`` and exit 0 when it is ready, 1 when it is not.
+
+systemd (``ExecStartPost``/timers), Docker's ``HEALTHCHECK`` and scripts use the exit code; people read
+the table. The token comes from HTTP_TOKEN in the settings, the address from HTTP_HOST and HTTP_PORT
+unless ``--url`` names another bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiohttp
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from botops.cli._common import exit_with, load_settings_or_exit
+from botops.cli.codes import ExitCode
+from botops.settings import ENV_FILE, Settings
+
+__all__ = ["health"]
+
+_ANY_ADDRESS = {"", "0.0.0.0", "::"}  # noqa: S104 - we connect to it, never bind
+
+
+def health(
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Base URL of the bot's HTTP server; default: HTTP_HOST and HTTP_PORT."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print /status's JSON instead of a table.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the bot.")] = 5.0,
+    env_file: Annotated[
+        Path, typer.Option("--env-file", help="The .env file to read besides the environment.")
+    ] = ENV_FILE,
+) -> None:
+    """Show the running bot's health; exit 0 when it is ready, 1 when it is not or does not answer."""
+    settings = load_settings_or_exit(env_file)
+    base = (url or _default_url(settings)).rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        exit_with(f"error: --url must start with http:// or https:// (got {base!r})", ExitCode.USAGE)
+    token = settings.http_token.get_secret_value() if settings.http_token else None
+    status, document = asyncio.run(_fetch_status(base, token, timeout))
+    if status == 401:
+        exit_with(
+            f"error: {base} refused the token: set HTTP_TOKEN to the bot's (in .env or the environment)",
+            ExitCode.FAILURE,
+        )
+    if status != 200 or document is None:
+        exit_with(f"error: {base}/status answered HTTP {status}, not the bot's status", ExitCode.FAILURE)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        Console(highlight=False).print(_table(base, document))
+    raise typer.Exit(ExitCode.OK if document.get("ready") else ExitCode.FAILURE)
+
+
+def _default_url(settings: Settings) -> str:
+    if settings.http_port == 0:
+        exit_with(
+            "error: HTTP_PORT is 0 (the bot takes a free port each start): pass --url with the address "
+            "its log announced",
+            ExitCode.USAGE,
+        )
+    host = "127.0.0.1" if settings.http_host in _ANY_ADDRESS else settings.http_host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.http_port}"
+
+
+async def _fetch_status(base: str, token: str | None, timeout: float) -> tuple[int, dict[str, Any] | None]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.get(f"{base}/status", headers=headers) as response,
+        ):
+            if response.status != 200:
+                return response.status, None
+            try:
+                return 200, await response.json()
+            except (aiohttp.ContentTypeError, json.JSONDecodeError):
+                return 200, None
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        reason = _reason(error)
+        exit_with(
+            f"error: nothing answers at {base} ({reason}): is the bot running (botops run) with "
+            "HTTP_ENABLED, and are HTTP_HOST and HTTP_PORT the ones it uses?",
+            ExitCode.FAILURE,
+        )
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return "connection refused"
+    return str(error) or type(error).__name__
+
+
+def _table(base: str, status: dict[str, Any]) -> Table:
+    ready = bool(status.get("ready"))
+    table = Table(title=f"botops at {base}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("ready", "[green]yes[/]" if ready else "[red]no[/]")
+    for check, problem in status.get("problems", {}).items():
+        table.add_row(f"  {check}", f"[red]{_escape(problem)}[/]")
+    table.add_row("version", f"{status.get('version')} ({status.get('commit')})")
+    table.add_row("uptime", str(datetime.timedelta(seconds=int(status.get("uptime_seconds", 0)))))
+    database = status.get("database", {})
+    if database.get("ok"):
+        size = database.get("size_bytes")
+        shown = f"ok, {database.get('ms', 0):.1f} ms, schema {database.get('schema_revision')}"
+        if size is not None:
+            shown += f", {size / 2**20:.1f} MiB"
+        table.add_row("database", shown)
+    else:
+        table.add_row("database", f"[red]{_escape(str(database.get('error')))}[/]")
+    gateway = status.get("gateway", {})
+    shards = gateway.get("shards", {})
+    connected = sum(1 for shard in shards.values() if shard.get("connected"))
+    latency = gateway.get("latency_ms")
+    latency_text = "-" if latency is None else f"{latency:.0f} ms"
+    table.add_row(
+        "gateway",
+        f"{connected}/{len(shards)} shards connected, latency {latency_text}, "
+        f"{gateway.get('reconnects', 0)} reconnects",
+    )
+    table.add_row("guilds", str(status.get("guilds", 0)))
+    table.add_row("errors (last hour)", str(status.get("errors_last_hour", 0)))
+    table.add_row("memory", f"{status.get('memory_bytes', 0) / 2**20:.1f} MiB")
+    extensions = status.get("extensions", {})
+    failed = extensions.get("failed", {})
+    shown = f"{len(extensions.get('loaded', []))} loaded"
+    if failed:
+        shown += f", [red]{len(failed)} failed: {_escape(', '.join(failed))}[/]"
+    table.add_row("extensions", shown)
+    return table
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
