@@ -21,6 +21,7 @@ from botops.db.engine import create_engine
 from botops.db.migrate import ensure_schema
 from botops.endpoints import redirect_discord, restore_discord
 from botops.errors import ConfigurationError, DevGuildUnavailable, DiscordUnreachable
+from botops.observability.sentry import init_sentry
 from botops.observability.server import serve_observability
 from botops.settings import ENV_FILE, Settings, check_env_file_permissions
 
@@ -56,6 +57,7 @@ async def run_bot_until_stopped(
     redirect_discord(
         settings.discord_api_base, settings.discord_gateway_url, environment=settings.environment
     )
+    sentry = init_sentry(settings)
     engine = create_engine(settings)
     try:
         await ensure_schema(engine, settings)
@@ -89,6 +91,8 @@ async def run_bot_until_stopped(
         await engine.dispose()
         restore_discord()
         log.info("the bot stopped")
+        if sentry is not None:
+            await asyncio.to_thread(sentry.close)  # sends what is queued; blocks up to its timeout
 
 
 def _token_refused(settings: Settings) -> ConfigurationError:

@@ -29,7 +29,15 @@ from botops.bot.funnel import report_app_command_error, report_command_error
 from botops.bot.i18n import DEFAULT_LANGUAGE, language_for_locale
 from botops.db.guild_settings import GuildSettingsCache
 from botops.db.writer import BatchedWriter
-from botops.observability.metrics import STARTED, BotMetrics, CommandUse, command_use
+from botops.observability.metrics import (
+    STARTED,
+    BotMetrics,
+    CommandKind,
+    CommandOutcome,
+    CommandUse,
+    command_use,
+)
+from botops.observability.sentry import start_command_transaction
 from botops.version import git_commit
 
 if TYPE_CHECKING:
@@ -41,6 +49,10 @@ __all__ = ["WRITER_STOP_TIMEOUT", "Bot"]
 
 #: Seconds each batched writer gets for its final flush when the bot closes.
 WRITER_STOP_TIMEOUT = 10.0
+#: The key of a command's extras that holds its Sentry transaction (None while Sentry is off).
+TRACE = "botops_trace"
+#: A command's outcome as the status of its Sentry transaction.
+_TRACE_STATUS: dict[str, str] = {"success": "ok", "refused": "permission_denied", "error": "internal_error"}
 
 log = logging.getLogger(__name__)
 gateway_log = logging.getLogger("botops.gateway")
@@ -59,6 +71,8 @@ class FunnelTree(app_commands.CommandTree["Bot"]):
 
     async def interaction_check(self, interaction: discord.Interaction[Bot], /) -> bool:
         interaction.extras[STARTED] = time.perf_counter()
+        if interaction.command is not None:
+            interaction.extras[TRACE] = start_command_transaction(interaction.command.qualified_name)
         return True
 
     async def on_error(
@@ -222,6 +236,21 @@ class Bot(commands.AutoShardedBot):
 
     # -- what the metrics and the statistics see -----------------------------------------------------
 
+    def finish_command(
+        self,
+        name: str,
+        kind: CommandKind,
+        outcome: CommandOutcome,
+        guild_id: int | None,
+        extras: dict[str, Any],
+    ) -> None:
+        """Record a command that ended (its arrival is in ``extras``) and end its Sentry transaction."""
+        trace = extras.pop(TRACE, None)
+        if trace is not None:
+            trace.set_status(_TRACE_STATUS[outcome])
+            trace.finish()
+        self.record_command(command_use(name, kind, outcome, guild_id, extras))
+
     def record_command(self, use: CommandUse) -> None:
         """Count a finished command in the metrics and hand it to the command hooks (the statistics)."""
         self.metrics.record_command(use)
@@ -234,18 +263,20 @@ class Bot(commands.AutoShardedBot):
     async def on_app_command_completion(
         self, interaction: discord.Interaction[Bot], command: app_commands.Command[Any, ..., Any]
     ) -> None:
-        self.record_command(
-            command_use(command.qualified_name, "slash", "success", interaction.guild_id, interaction.extras)
+        self.finish_command(
+            command.qualified_name, "slash", "success", interaction.guild_id, interaction.extras
         )
 
     async def invoke(self, ctx: commands.Context[Any], /) -> None:
         """Run a text command, noting when it started; a success is counted here, a failure by the funnel."""
         extras: dict[str, Any] = {STARTED: time.perf_counter()}
+        if ctx.command is not None:
+            extras[TRACE] = start_command_transaction(ctx.command.qualified_name)
         ctx.botops_extras = extras  # type: ignore[attr-defined]
         await super().invoke(ctx)
         if ctx.command is not None and not ctx.command_failed:
             guild_id = ctx.guild.id if ctx.guild else None
-            self.record_command(command_use(ctx.command.qualified_name, "text", "success", guild_id, extras))
+            self.finish_command(ctx.command.qualified_name, "text", "success", guild_id, extras)
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
         if event_name == "socket_event_type":  # once per gateway event: count its type

@@ -17,7 +17,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from botops.bot.i18n import text
-from botops.observability.metrics import CommandOutcome, command_use
+from botops.observability.metrics import CommandOutcome
+from botops.observability.sentry import capture_command_error
 
 if TYPE_CHECKING:
     from botops.bot.core import Bot
@@ -77,8 +78,17 @@ async def report_app_command_error(
             reference,
             exc_info=(type(cause), cause, cause.__traceback__),
         )
+        capture_command_error(
+            cause,
+            command=name,
+            kind="slash",
+            guild_id=interaction.guild_id,
+            shard_id=interaction.guild.shard_id if interaction.guild else None,
+            user_texts=_option_texts(interaction),
+            reference=reference,
+        )
     outcome: CommandOutcome = "refused" if expected else "error"
-    bot.record_command(command_use(name, "slash", outcome, interaction.guild_id, interaction.extras))
+    bot.finish_command(name, "slash", outcome, interaction.guild_id, interaction.extras)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True)
@@ -103,10 +113,27 @@ async def report_command_error(bot: Bot, ctx: commands.Context[Bot], error: comm
         cause = getattr(error, "original", error)
         log.error("!%s failed for user %s (reference %s)", name, ctx.author.id, reference,
                   exc_info=(type(cause), cause, cause.__traceback__))  # fmt: skip
+        capture_command_error(
+            cause,
+            command=name,
+            kind="text",
+            guild_id=ctx.guild.id if ctx.guild else None,
+            shard_id=ctx.guild.shard_id if ctx.guild else None,
+            user_texts=[
+                ctx.message.content,
+                *(a for a in (*ctx.args, *ctx.kwargs.values()) if isinstance(a, str)),
+            ],
+            reference=reference,
+        )
     outcome: CommandOutcome = "refused" if expected else "error"
     guild_id = ctx.guild.id if ctx.guild else None
-    bot.record_command(command_use(name, "text", outcome, guild_id, getattr(ctx, "botops_extras", {})))
+    bot.finish_command(name, "text", outcome, guild_id, getattr(ctx, "botops_extras", {}))
     try:
         await ctx.reply(message, mention_author=False)
     except discord.HTTPException:
         log.warning("could not tell the user of !%s that it failed", name, exc_info=True)
+
+
+def _option_texts(interaction: discord.Interaction[Bot]) -> list[str]:
+    """Return what the user typed into the command's options: kept out of the Sentry event."""
+    return [value for _, value in interaction.namespace if isinstance(value, str)]
