@@ -39,6 +39,7 @@ from botops.db.guild_settings import GuildConfig
 from botops.db.levels import XpDelta, load_guild_xp, merge_xp_deltas, write_xp_deltas
 from botops.db.writer import BatchedWriter
 from botops.levels import GuildRanks, level_for, progress, total_xp_for
+from botops.observability.metrics import FeatureCounters
 
 if TYPE_CHECKING:
     from botops.bot.core import Bot
@@ -61,6 +62,10 @@ class LevelsState:
     writer: BatchedWriter[tuple[int, int], XpDelta]
     ranks: dict[int, GuildRanks] = field(default_factory=dict)
     last_award: dict[tuple[int, int], float] = field(default_factory=dict)
+    #: For the metrics: awards made, XP they gave, level-ups reached, since the bot started.
+    awards: int = 0
+    xp_awarded: int = 0
+    level_ups: int = 0
 
 
 _STATE_KEY = "botops.cogs.levels"
@@ -93,6 +98,17 @@ class Levels(commands.Cog):
             )
             bot.extension_state[_STATE_KEY] = state
         self.writer = state.writer
+        self._state = state
+        self._counters = FeatureCounters(
+            {
+                "botops_levels_awards": (
+                    "XP awards made (one per message past the cooldown)",
+                    lambda: state.awards,
+                ),
+                "botops_levels_xp": ("XP awarded by messages", lambda: state.xp_awarded),
+                "botops_levels_level_ups": ("Level-ups reached by messages", lambda: state.level_ups),
+            }
+        )
         self._ranks = state.ranks
         self._last_award = state.last_award
         self._loading: dict[int, asyncio.Task[GuildRanks]] = {}
@@ -109,11 +125,13 @@ class Levels(commands.Cog):
     async def cog_load(self) -> None:
         await self.writer.start()  # a no-op when it runs on from before a reload
         self.bot.add_writer(self.writer)
+        self.bot.metrics.registry.register(self._counters)
         self.bot.message_hooks.append(self.award)
         self._prune_cooldowns.start()
 
     async def cog_unload(self) -> None:
         self._prune_cooldowns.cancel()
+        self.bot.metrics.registry.unregister(self._counters)
         if self.award in self.bot.message_hooks:
             self.bot.message_hooks.remove(self.award)  # no new award from here on
         if self._waiting:
@@ -201,15 +219,20 @@ class Levels(commands.Cog):
         amount = config.xp_min + int(self._random.random() * (config.xp_max - config.xp_min + 1))
         after = ranks.apply(author.id, amount)
         self.writer.add(key, XpDelta(amount, 1, self._award_time(now)))
+        state = self._state
+        state.awards += 1
+        state.xp_awarded += amount
         reached = level_for(after)
         # A level-up: the XP before this award was short of the level it has now reached.
-        if after - amount < total_xp_for(reached) and isinstance(author, discord.Member):
-            previous = level_for(after - amount)
-            self._start(
-                self._announcing,
-                self._announce_level_up(message, author, reached, previous, config),
-                "levels-level-up",
-            )
+        if after - amount < total_xp_for(reached):
+            state.level_ups += 1
+            if isinstance(author, discord.Member):
+                previous = level_for(after - amount)
+                self._start(
+                    self._announcing,
+                    self._announce_level_up(message, author, reached, previous, config),
+                    "levels-level-up",
+                )
 
     def _award_time(self, now: float) -> datetime:
         """Return the time of an award made at monotonic ``now``: the wall clock, read once a millisecond.

@@ -17,7 +17,7 @@ import platform
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Literal
@@ -42,6 +42,7 @@ __all__ = [
     "CommandKind",
     "CommandOutcome",
     "CommandUse",
+    "FeatureCounters",
     "GatewayState",
     "ShardState",
     "command_use",
@@ -308,6 +309,23 @@ class BotMetrics:
         """Return the metrics in the format ``accept`` asks for (Prometheus text by default)."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+class FeatureCounters(Collector):
+    """Counters a feature keeps as plain numbers (no cost per event), read when Prometheus scrapes.
+
+    ``counters`` maps a metric name (``botops_levels_awards``; the exposition adds ``_total``) to its
+    help text and a function returning the count. A feature registers one in ``cog_load`` with
+    ``bot.metrics.registry.register`` and unregisters it in ``cog_unload``; keeping the numbers in state
+    that survives a reload keeps the counters from going back to zero.
+    """
+
+    def __init__(self, counters: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        for name, (help_text, read) in self.counters.items():
+            yield CounterMetricFamily(name, help_text, value=read())
 
 
 class _BotCollector(Collector):

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import aiohttp
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from botops.levels import level_for
 from botops.sandbox import Member, Message
@@ -228,6 +230,37 @@ async def test_chat_shows_in_rank_and_leaderboard_exactly_as_the_database_holds_
     assert all(level == level_for(xp) for _, _, level, xp in board)
     assert [position for position, *_ in board] == [1 + sum(o > xp for *_, o in board) for *_, xp in board]
     assert {member.id for member in members} <= {user_id for _, user_id, _, _ in board}
+
+
+async def levels_metrics(bot: RunningBot) -> dict[str, float]:
+    """Return the levels counters of the bot's /metrics, by sample name."""
+    async with aiohttp.ClientSession() as session, session.get(bot.http_url + "/metrics") as response:
+        exposition = await response.text()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name.startswith("botops_levels_")
+        or (sample.name == "botops_writer_flushes_total" and sample.labels == {"writer": "xp"})
+    }
+
+
+async def test_metrics_count_the_awards_their_xp_and_the_flushes(bot: RunningBot) -> None:
+    await configure(bot, minimum=40, maximum=40, cooldown=0)
+    member = join(bot, "counted")
+    before = await levels_metrics(bot)
+
+    await chat(bot, member, 3)
+    await rank_shows(bot, member, lambda r: r.xp == 120)
+    await stored_with(bot, member)
+
+    after = await levels_metrics(bot)
+    assert after["botops_levels_awards_total"] - before["botops_levels_awards_total"] == 3
+    assert after["botops_levels_xp_total"] - before["botops_levels_xp_total"] == 120
+    assert (
+        after["botops_levels_level_ups_total"] - before["botops_levels_level_ups_total"] == 1
+    )  # 0 -> 1 at 100
+    assert after["botops_writer_flushes_total"] > before["botops_writer_flushes_total"]
 
 
 async def test_three_quick_messages_earn_one_award_within_the_cooldown(bot: RunningBot) -> None:
