@@ -183,6 +183,7 @@ class ObservabilityServer:
             try:
                 await sample()
             except Exception:
+                self.bot.metrics.record_error("sampler")
                 log.exception("the %s sampler failed; restarting it in %.0f s", name, delay)
             if time.monotonic() - started > 60:
                 delay = 1.0  # it ran a good while: a new failure starts the backoff over
