@@ -23,6 +23,7 @@ BUILTIN_EXTENSIONS: tuple[str, ...] = (
     "botops.cogs.admin",
     "botops.cogs.settings",
     "botops.cogs.levels",
+    "botops.cogs.stats",
 )
 
 

@@ -52,6 +52,19 @@ _EN: Final[dict[str, str]] = {
     "health.error": "ERROR",
     "health.behind": "schema behind: run `botops db upgrade`",
     "health.failed": "{count} failed: {names}",
+    # /stats
+    "stats.title": "Command statistics",
+    "stats.scope.guild": "Commands used on this server; every use counts, whatever its outcome.",
+    "stats.scope.bot": (
+        "Commands used on every server and in direct messages; every use counts, whatever its outcome."
+    ),
+    "stats.window.day": "Last 24 hours: {uses} uses",
+    "stats.window.week": "Last 7 days: {uses} uses",
+    "stats.window.all": "All time: {uses} uses",
+    "stats.none": "No commands yet.",
+    "stats.errors": "Errors per hour, last 24 hours",
+    "stats.errors.value": "`{sparkline}` {total} in total, hourly from {since} UTC",
+    "stats.database_size": "Database size",
     "reload.done": "Reloaded {names}.",
     "reload.failed": "{name} did not reload and its previous version keeps running: {cause}",
     "reload.not_loaded": "{name} is not loaded. Loaded: {loaded}.",
@@ -146,6 +159,19 @@ _DE: Final[dict[str, str]] = {
     "health.error": "FEHLER",
     "health.behind": "Schema veraltet: `botops db upgrade` ausführen",
     "health.failed": "{count} fehlgeschlagen: {names}",
+    # /stats
+    "stats.title": "Befehlsstatistik",
+    "stats.scope.guild": "Befehle auf diesem Server; jeder Aufruf zählt, wie auch immer er ausging.",
+    "stats.scope.bot": (
+        "Befehle auf allen Servern und in Direktnachrichten; jeder Aufruf zählt, wie auch immer er ausging."
+    ),
+    "stats.window.day": "Letzte 24 Stunden: {uses} Aufrufe",
+    "stats.window.week": "Letzte 7 Tage: {uses} Aufrufe",
+    "stats.window.all": "Insgesamt: {uses} Aufrufe",
+    "stats.none": "Noch keine Befehle.",
+    "stats.errors": "Fehler pro Stunde, letzte 24 Stunden",
+    "stats.errors.value": "`{sparkline}` {total} insgesamt, stündlich ab {since} UTC",
+    "stats.database_size": "Datenbankgröße",
     "reload.done": "{names} neu geladen.",
     "reload.failed": "{name} wurde nicht neu geladen, die vorherige Version läuft weiter: {cause}",
     "reload.not_loaded": "{name} ist nicht geladen. Geladen: {loaded}.",

@@ -37,7 +37,7 @@ def _root(
 
 
 def _register() -> None:
-    from botops.cli import config, db, health, logs, run, sandbox
+    from botops.cli import config, db, health, logs, run, sandbox, stats
 
     app.command(name="run")(run.run)
     app.add_typer(config.app, name="config")
@@ -45,6 +45,7 @@ def _register() -> None:
     app.command(name="health")(health.health)
     app.command(name="logs")(logs.logs)
     app.command(name="sandbox")(sandbox.sandbox)
+    app.command(name="stats")(stats.stats)
 
 
 _register()

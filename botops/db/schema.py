@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_XP_COOLDOWN_SECONDS",
     "MAX_XP_PER_MESSAGE",
     "NAMING_CONVENTION",
+    "command_usage",
     "guild_settings",
     "level_rewards",
     "member_xp",
@@ -100,3 +102,24 @@ level_rewards = Table(
     Column("level", Integer, primary_key=True, autoincrement=False),
     Column("role_id", BigInteger, nullable=False),
 )
+
+#: Command statistics, summed per hour: one row per (hour, guild, command, kind, outcome) that saw a use.
+#: Written by the batched writer (:func:`botops.db.stats.write_command_usage`), read for /stats and
+#: ``botops stats``. No user ids and no row per use: what a command was used for stays private, and a
+#: busy command costs one row an hour per guild, not one per use.
+command_usage = Table(
+    "command_usage",
+    metadata,
+    # Hours since 1970-01-01 00:00 UTC (Unix time // 3600): an integer compares, groups and bounds the
+    # same on SQLite and PostgreSQL, where a DateTime is text on one and zone-converted on the other.
+    Column("hour", Integer, primary_key=True, autoincrement=False),
+    # 0 for a direct message: a primary key column cannot be NULL, and no Discord snowflake is 0.
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("command", String(100), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # slash | text
+    Column("outcome", String(8), primary_key=True),  # success | refused | error
+    Column("uses", Integer, nullable=False),
+    Column("total_seconds", Float, nullable=False),  # summed durations: total_seconds / uses is the mean
+)
+# The primary key, led by the hour, serves the bot-wide windows; this one a guild's windows.
+Index("ix_command_usage_guild_id_hour", command_usage.c.guild_id, command_usage.c.hour)

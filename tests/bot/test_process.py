@@ -87,6 +87,7 @@ async def test_commands_of_builtin_and_user_extensions_are_synced_to_the_dev_gui
         "rank",
         "leaderboard",
         "xp",
+        "stats",
         "greet",
         "boom",
     }
@@ -110,7 +111,10 @@ async def test_helper_modules_of_the_extension_package_are_not_loaded_as_extensi
 
     # A helper loaded as an extension would fail (it has no setup) and be listed as failed here.
     count, _, names = field_values(response.embeds[0])["Extensions"].partition(": ")
-    assert (count, sorted(names.split(", "))) == ("5", ["admin", "greet", "health", "levels", "settings"])
+    assert (count, sorted(names.split(", "))) == (
+        "6",
+        ["admin", "greet", "health", "levels", "settings", "stats"],
+    )
 
 
 async def test_health_from_a_member_is_refused_in_one_ephemeral_sentence(bot: RunningBot) -> None:
