@@ -13,29 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from botops.bot import Bot
 from botops.cogs.levels import Levels
-from botops.db import migrate
-from botops.db.engine import create_engine
 from botops.db.levels import XpDelta
-from botops.settings import load_settings
+from tests.cogs.bots import bot_with_extension
 
 GUILD, MEMBER = 1_000_000_000_000_000_001, 1_000_000_000_000_000_002
 
 
 @pytest_asyncio.fixture
 async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    settings = load_settings(
-        None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", xp_flush_interval=60
-    )
-    engine = create_engine(settings)
-    await migrate.upgrade(engine)
-    client = Bot(settings, engine, builtin_extensions=())
-    await client.load_extension("botops.cogs.levels")
-    try:
+    async with bot_with_extension(tmp_path, "botops.cogs.levels", xp_flush_interval=60) as client:
         yield client
-    finally:
-        if not client.is_closed():
-            await client.close()
-        await engine.dispose()
 
 
 def levels_of(bot: Bot) -> Levels:

@@ -14,11 +14,9 @@ from sqlalchemy import text
 from botops.bot import Bot
 from botops.bot.health import HealthReport
 from botops.cogs.stats import Stats, render_stats
-from botops.db import migrate
-from botops.db.engine import create_engine
 from botops.db.stats import UsageSummary, UsageTotals, UsageWindow, hour_of
 from botops.observability.metrics import CommandUse
-from botops.settings import load_settings
+from tests.cogs.bots import bot_with_extension
 
 GUILD = 1_000_000_000_000_000_001
 AT = datetime(2025, 6, 10, 12, 30, tzinfo=UTC)
@@ -127,17 +125,8 @@ def test_a_long_command_name_is_shortened_so_ten_lines_fit_in_a_field() -> None:
 
 @pytest_asyncio.fixture
 async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    settings = load_settings(None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    engine = create_engine(settings)
-    await migrate.upgrade(engine)
-    client = Bot(settings, engine, builtin_extensions=())
-    await client.load_extension("botops.cogs.stats")
-    try:
+    async with bot_with_extension(tmp_path, "botops.cogs.stats") as client:
         yield client
-    finally:
-        if not client.is_closed():
-            await client.close()
-        await engine.dispose()
 
 
 def stats_of(bot: Bot) -> Stats:
