@@ -112,8 +112,10 @@ class RedactingFilter(logging.Filter):
 
     Attach it to handlers, not loggers: a logger's filter misses records from its children and from
     third-party loggers. The record is rewritten in place (Python 3.11 has no per-handler copy), so the
-    message is formatted here and the traceback turned into redacted ``exc_text``; ``exc_info`` is
-    cleared so that no formatter renders the exception again from the original objects.
+    message is formatted here and the traceback turned into redacted ``exc_text``, which every
+    ``logging.Formatter`` prints instead of rendering ``exc_info`` again. ``exc_info`` itself stays: the
+    Sentry integration, which sees the record after the handlers, sends the exception with its frames
+    (and scrubs it itself, see :mod:`botops.observability.sentry`).
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
@@ -125,9 +127,8 @@ class RedactingFilter(logging.Filter):
             return True
         record.msg = self._redact(_message_of(record))
         record.args = ()
-        if record.exc_info:
+        if record.exc_info and not record.exc_text:
             record.exc_text = _PLAIN.formatException(record.exc_info)
-            record.exc_info = None
         if record.exc_text:
             record.exc_text = self._redact(record.exc_text)
         if record.stack_info:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -221,6 +222,27 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        # The checks the SDK makes at start-up, made here so a typo is a settings problem, not a crash.
+        # The message never quotes the DSN: it is a key.
+        parts = urlsplit(value.get_secret_value())
+        project = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.username
+            or not parts.hostname
+            or not project.isdigit()
+        ):
+            raise ValueError(
+                "must look like https://<public key>@<host>/<project id>: copy it from the Sentry "
+                "project's settings, Client Keys (DSN)"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: SecretStr) -> SecretStr:
@@ -311,7 +333,7 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                shown = _mask(value.get_secret_value())
+                shown = _mask(value.get_secret_value(), url=name == "database_url")
             elif isinstance(value, list):
                 shown = ",".join(str(v) for v in value)
             elif name == "log_level" and value is None:
@@ -334,10 +356,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _mask(secret: str) -> str:
+def _mask(secret: str, *, url: bool) -> str:
     if not secret:
         return ""
-    if "://" in secret:  # a URL: keep all but its password, which may hold any character
+    if url:  # keep all but its password, which may hold any character
         return masked_url(secret)
     return "*" * 8
 

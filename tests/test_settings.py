@@ -114,6 +114,27 @@ def test_production_accepts_a_loopback_http_server_or_one_with_a_token(host: str
         assert token in settings.secret_values()
 
 
+@pytest.mark.parametrize(
+    "dsn", ["htps://key@o1.ingest.sentry.io/42", "https://o1.ingest.sentry.io/42", "https://key@host/project"]
+)
+def test_a_malformed_sentry_dsn_is_a_problem_of_sentry_dsn_that_does_not_quote_it(dsn: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None, sentry_dsn=dsn)
+
+    assert [p.variable for p in caught.value.problems] == ["SENTRY_DSN"]
+    assert "Client Keys" in str(caught.value)
+    assert dsn not in str(caught.value)
+
+
+def test_a_sentry_dsn_is_a_secret() -> None:
+    dsn = "https://0123456789abcdef@o1.ingest.sentry.io/42"
+
+    settings = load_settings(None, sentry_dsn=dsn)
+
+    assert dsn in settings.secret_values()
+    assert dsn not in dict(settings.describe())["SENTRY_DSN"]
+
+
 def test_sandbox_endpoints_go_together() -> None:
     with pytest.raises(SettingsError, match="set both or neither"):
         load_settings(None, discord_api_base="http://127.0.0.1:1/api/v10")

@@ -38,6 +38,7 @@ from botops.observability.metrics import (
     command_use,
 )
 from botops.observability.sentry import start_command_transaction
+from botops.redaction import Redactor
 from botops.version import git_commit
 
 if TYPE_CHECKING:
@@ -71,7 +72,11 @@ class FunnelTree(app_commands.CommandTree["Bot"]):
 
     async def interaction_check(self, interaction: discord.Interaction[Bot], /) -> bool:
         interaction.extras[STARTED] = time.perf_counter()
-        if interaction.command is not None:
+        # An autocomplete request is not a command run: no transaction, and none would be finished.
+        if (
+            interaction.command is not None
+            and interaction.type is discord.InteractionType.application_command
+        ):
             interaction.extras[TRACE] = start_command_transaction(interaction.command.qualified_name)
         return True
 
@@ -116,7 +121,12 @@ class Bot(commands.AutoShardedBot):
         self.engine = engine
         self.guild_settings = GuildSettingsCache(engine, ttl=settings.guild_settings_ttl)
         self.builtin_extensions = builtin_extensions
+        #: Extensions that failed to load at start-up: the error's first line, secrets redacted.
         self.failed_extensions: dict[str, str] = {}
+        #: Every extension start-up loaded; readiness wants each of them loaded still.
+        self.required_extensions: tuple[str, ...] = ()
+        #: Set when close() begins: the bot is shutting down and no longer ready.
+        self.closing = False
         self._synced_signature: str | None = None
         self._frozen = False
         #: The batched writers of the loaded features; flushed before a backup and on demand.
@@ -135,14 +145,17 @@ class Bot(commands.AutoShardedBot):
         """Load every extension, then sync the slash commands."""
         for name in self.builtin_extensions:
             await self.load_extension(name)  # a broken built-in feature must stop the start
+        redact = Redactor(self.settings.secret_values())
         for name in discover_extensions(self.settings.extensions_package):
             try:
                 await self.load_extension(name)
             except commands.ExtensionError as error:
                 cause = error.__cause__ or error
-                self.failed_extensions[name] = f"{type(cause).__name__}: {cause}"
+                first_line = f"{type(cause).__name__}: {cause}".splitlines()[0][:300]
+                self.failed_extensions[name] = redact(first_line)  # /status and /health show it
                 log.error("extension %s failed to load; the bot runs without it", name, exc_info=cause)
-        log.info("extensions loaded: %s", ", ".join(sorted(self.extensions)))
+        self.required_extensions = tuple(sorted(self.extensions))
+        log.info("extensions loaded: %s", ", ".join(self.required_extensions))
         await self.sync_commands()
 
     def _sync_target(self) -> discord.Object | None:
@@ -186,6 +199,7 @@ class Bot(commands.AutoShardedBot):
 
     async def close(self) -> None:
         """Unload every extension (so cogs stop their loops), make the writers' final flush, disconnect."""
+        self.closing = True
         for name in list(self.extensions):
             try:
                 await self.unload_extension(name)
@@ -200,6 +214,7 @@ class Bot(commands.AutoShardedBot):
                     "%s: the final flush failed; %d rows are not written", writer.name, writer.pending
                 )
         self.writers.clear()
+        self.metrics.close()
         if not self.shards:
             # Closed before it ever connected (a SIGTERM during start-up): AutoShardedClient.close() needs
             # the event queue connect() creates, so close the way an unsharded client does.

@@ -19,6 +19,7 @@ import psutil
 from botops import __version__
 from botops.db.engine import database_size, pinged
 from botops.db.migrate import schema_state_on
+from botops.redaction import Redactor
 from botops.version import git_commit
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ class HealthReport:
     database_size_bytes: int | None = None
     guilds: int = 0
     errors_last_hour: int = 0
+    #: Extensions start-up loaded that are not loaded now (unloaded, or lost in a failed reload).
+    missing_extensions: list[str] = field(default_factory=list)
+    closing: bool = False
 
     @property
     def latency_ok(self) -> bool:
@@ -94,8 +98,11 @@ class HealthReport:
             down = [str(shard_id) for shard_id, shard in sorted(self.shards.items()) if not shard.connected]
             if down:
                 problems["gateway"] = f"shard {', '.join(down)} not connected"
-        if self.failed_extensions:
-            problems["extensions"] = "failed to load: " + ", ".join(sorted(self.failed_extensions))
+        unloaded = sorted({*self.failed_extensions, *self.missing_extensions})
+        if unloaded:
+            problems["extensions"] = "not loaded: " + ", ".join(unloaded)
+        if self.closing:
+            problems["shutdown"] = "the bot is shutting down"
         return problems
 
     @property
@@ -124,8 +131,11 @@ async def collect_health(bot: Bot) -> HealthReport:
             schema_current, revision = state.is_current, state.current
             bot.metrics.database_size.set(size)
     except Exception as failure:  # any database failure is what this check exists to show
-        error = f"{type(failure).__name__}: {failure}".splitlines()[0][:200]
+        error = Redactor(bot.settings.secret_values())(
+            f"{type(failure).__name__}: {failure}".splitlines()[0][:200]
+        )
         log.warning("health check: the database did not answer", exc_info=True)
+        bot.metrics.database_size.set(float("nan"))  # unknown, rather than the last size seen
     shard_latencies = {
         shard_id: ms for shard_id, seconds in bot.latencies if (ms := _milliseconds(seconds)) is not None
     }
@@ -147,6 +157,8 @@ async def collect_health(bot: Bot) -> HealthReport:
         database_size_bytes=size,
         guilds=len(bot.guilds),
         errors_last_hour=bot.metrics.errors_in_window(),
+        missing_extensions=[name for name in bot.required_extensions if name not in bot.extensions],
+        closing=bot.closing,
     )
 
 

@@ -1,8 +1,9 @@
 """``botops health``: ask the running bot's ``/status`` and exit 0 when it is ready, 1 when it is not.
 
-systemd (``ExecStartPost``/timers), Docker's ``HEALTHCHECK`` and scripts use the exit code; people read
-the table. The token comes from HTTP_TOKEN in the settings, the address from HTTP_HOST and HTTP_PORT
-unless ``--url`` names another bot.
+Scripts and deploys use the exit code; people read the table. ``--live`` asks ``/livez`` instead: the
+question a supervisor should restart on (the process hangs), where readiness also fails while Discord
+or the database is away, which a restart does not cure. The token comes from HTTP_TOKEN in the
+settings, the address from HTTP_HOST and HTTP_PORT unless ``--url`` names another bot.
 """
 
 from __future__ import annotations
@@ -33,18 +34,29 @@ def health(
         typer.Option("--url", help="Base URL of the bot's HTTP server; default: HTTP_HOST and HTTP_PORT."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print /status's JSON instead of a table.")] = False,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="Only ask /livez: exit 0 while the process answers (for restarts)."),
+    ] = False,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the bot.")] = 5.0,
     env_file: Annotated[
         Path, typer.Option("--env-file", help="The .env file to read besides the environment.")
     ] = ENV_FILE,
 ) -> None:
-    """Show the running bot's health; exit 0 when it is ready, 1 when it is not or does not answer."""
+    """Show the running bot's health; exit 0 when it is ready, 1 when it is not or does not answer.
+
+    With ``--live``, exit 0 as long as the process answers ``/livez``, ready or not.
+    """
     settings = load_settings_or_exit(env_file)
     base = (url or _default_url(settings)).rstrip("/")
     if not base.startswith(("http://", "https://")):
         exit_with(f"error: --url must start with http:// or https:// (got {base!r})", ExitCode.USAGE)
     token = settings.http_token.get_secret_value() if settings.http_token else None
-    status, document = asyncio.run(_fetch_status(base, token, timeout))
+    if live:
+        status, _ = asyncio.run(_fetch(base, "/livez", None, timeout))
+        typer.echo(f"{base}/livez: {'alive' if status == 200 else f'HTTP {status}'}")
+        raise typer.Exit(ExitCode.OK if status == 200 else ExitCode.FAILURE)
+    status, document = asyncio.run(_fetch(base, "/status", token, timeout))
     if status == 401:
         exit_with(
             f"error: {base} refused the token: set HTTP_TOKEN to the bot's (in .env or the environment)",
@@ -71,12 +83,14 @@ def _default_url(settings: Settings) -> str:
     return f"http://{host}:{settings.http_port}"
 
 
-async def _fetch_status(base: str, token: str | None, timeout: float) -> tuple[int, dict[str, Any] | None]:
+async def _fetch(
+    base: str, path: str, token: str | None, timeout: float
+) -> tuple[int, dict[str, Any] | None]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-            session.get(f"{base}/status", headers=headers) as response,
+            session.get(f"{base}{path}", headers=headers) as response,
         ):
             if response.status != 200:
                 return response.status, None

@@ -182,6 +182,8 @@ class Stats(commands.Cog):
         """
         if scope == _SCOPE_BOT and not await self.bot.is_owner(interaction.user):
             raise OwnerOnly()
+        # A flush, seven queries and the health checks can take longer than Discord's 3 s to answer.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             await self.writer.flush()  # the commands that just finished belong in the answer
         except Exception:
@@ -193,7 +195,7 @@ class Stats(commands.Cog):
         summary = await usage_summary(self.bot.engine, now=now, guild_id=guild_id)
         report = await collect_health(self.bot)
         language = await self.bot.language_for(interaction.guild_id, interaction.locale)
-        await interaction.response.send_message(embed=render_stats(summary, report, language), ephemeral=True)
+        await interaction.followup.send(embed=render_stats(summary, report, language), ephemeral=True)
 
 
 async def setup(bot: Bot) -> None:

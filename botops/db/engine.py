@@ -193,9 +193,10 @@ async def pinged(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnection, fl
 
 
 async def database_size(connection: AsyncConnection) -> int:
-    """Return the size of the database in bytes: SQLite's pages in use, or PostgreSQL's database on disk.
+    """Return the size of the database in bytes: SQLite's main file, or PostgreSQL's database on disk.
 
-    SQLite's count leaves out the write-ahead log, which checkpoints fold back into the file.
+    SQLite's count is every page of the file, free ones included, and leaves out the write-ahead log,
+    which checkpoints fold back into the file.
     """
     if connection.dialect.name == "sqlite":
         pages = (await connection.execute(text("PRAGMA page_count"))).scalar_one()

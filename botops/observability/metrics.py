@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_WINDOW",
     "STARTED",
+    "SWALLOWED_ERROR_LOGGERS",
     "BotMetrics",
     "CommandKind",
     "CommandOutcome",
@@ -59,6 +60,15 @@ CommandOutcome = Literal["success", "refused", "error"]
 STARTED = "botops_started"
 #: Seconds over which ``/status`` reports the error rate.
 ERROR_WINDOW = 3600.0
+
+#: The discord.py loggers through which it reports an error it caught and carried on from (an
+#: autocomplete callback, a view's or a modal's callback, a ``tasks.loop``), by where it happened.
+SWALLOWED_ERROR_LOGGERS: dict[str, str] = {
+    "discord.app_commands.tree": "autocomplete",
+    "discord.ui.view": "view",
+    "discord.ui.modal": "modal",
+    "discord.ext.tasks": "task",
+}
 
 # The ``*_created`` series would double the exposition and no dashboard of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -138,34 +148,39 @@ class GatewayState:
         state.connected, state.changed_at = False, time.monotonic()
 
 
-# Discord's ids and the tokens of interactions and webhooks, as path segments.
-_SNOWFLAKE = re.compile(r"^\d{15,21}$")
+# Discord's ids, and the path segments that are a token, an invite code or an emoji.
+_ID = re.compile(r"^\d+$")
 _API_PREFIX = re.compile(r"^/api(?:/v\d+)?")
-_TOKEN_AFTER = {"webhooks": 2, "interactions": 2}  # /webhooks/{id}/{token}, /interactions/{id}/{token}
+#: A segment after one of these (at the given distance) is a secret or a free-form code.
+_PLACEHOLDER_AFTER: dict[str, tuple[int, str]] = {
+    "webhooks": (2, "{token}"),  # /webhooks/{id}/{token}
+    "interactions": (2, "{token}"),  # /interactions/{id}/{token}/callback
+    "invites": (1, "{code}"),  # /invites/{code}
+    "templates": (1, "{code}"),  # /guilds/templates/{code}
+    "reactions": (1, "{emoji}"),  # /channels/{id}/messages/{id}/reactions/{emoji}
+}
 
 
 def route_template(path: str) -> str:
-    """Return the route of a Discord REST path with ids and tokens as placeholders.
+    """Return the route of a Discord REST path with ids, tokens, codes and emoji as placeholders.
 
     ``/api/v10/channels/123.../messages/456...`` becomes ``/channels/{id}/messages/{id}``;
-    ``/api/v10/interactions/123.../<token>/callback`` becomes ``/interactions/{id}/{token}/callback``;
-    an emoji in a reactions route becomes ``{emoji}``. So a label has as many values as Discord has
-    routes, and no token ever reaches a metric.
+    ``/api/v10/interactions/123.../<token>/callback`` becomes ``/interactions/{id}/{token}/callback``.
+    So a label has as many values as Discord has routes, and no token ever reaches a metric.
     """
     parts = _API_PREFIX.sub("", path).split("/")
+    placeholders: dict[int, str] = {}
     shown: list[str] = []
-    token_at: int | None = None
     for index, part in enumerate(parts):
-        if token_at is not None and index == token_at:
-            shown.append("{token}")
-        elif _SNOWFLAKE.match(part):
+        if index in placeholders and part:
+            shown.append(placeholders[index])
+        elif _ID.match(part):
             shown.append("{id}")
-        elif index > 0 and parts[index - 1] == "reactions" and part:
-            shown.append("{emoji}")
         else:
             shown.append(part)
-        if part in _TOKEN_AFTER and token_at is None:
-            token_at = index + _TOKEN_AFTER[part]
+        after = _PLACEHOLDER_AFTER.get(part)
+        if after is not None and index + after[0] not in placeholders:
+            placeholders[index + after[0]] = after[1]
     return "/".join(shown) or "/"
 
 
@@ -225,6 +240,15 @@ class BotMetrics:
         self.gateway = GatewayState()
         self._recent_errors: deque[float] = deque(maxlen=100_000)
         registry.register(_BotCollector(bot, self))
+        # discord.py swallows these errors after logging them: its log is the only place to count them.
+        self._swallowed = _SwallowedErrors(self)
+        for name in SWALLOWED_ERROR_LOGGERS:
+            logging.getLogger(name).addHandler(self._swallowed)
+
+    def close(self) -> None:
+        """Stop counting discord.py's logged errors (the bot is closing)."""
+        for name in SWALLOWED_ERROR_LOGGERS:
+            logging.getLogger(name).removeHandler(self._swallowed)
 
     # -- recording --------------------------------------------------------------------------------------
 
@@ -280,6 +304,8 @@ class BotMetrics:
             _context: SimpleNamespace,
             params: aiohttp.TraceRequestExceptionParams,
         ) -> None:
+            if params.headers.get("Upgrade", "").lower() == "websocket":
+                return  # a gateway connection that failed: the shard metrics show it
             requests.labels(params.method, route_template(params.url.path), "failed").inc()
 
         trace.on_request_start.append(started)
@@ -309,6 +335,19 @@ class BotMetrics:
         """Return the metrics in the format ``accept`` asks for (Prometheus text by default)."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+class _SwallowedErrors(logging.Handler):
+    """Count the errors discord.py logs and carries on from, by :data:`SWALLOWED_ERROR_LOGGERS`."""
+
+    def __init__(self, metrics: BotMetrics) -> None:
+        super().__init__(logging.ERROR)
+        self.metrics = metrics
+
+    def emit(self, record: logging.LogRecord) -> None:
+        where = SWALLOWED_ERROR_LOGGERS.get(record.name)
+        if where is not None:
+            self.metrics.record_error(where)
 
 
 class FeatureCounters(Collector):
@@ -361,7 +400,10 @@ class _BotCollector(Collector):
             )
         }
         latencies = dict(self.bot.latencies)
-        for shard_id, state in sorted(shards.items()):
+        # A shard this process should run but that never connected shows as 0, so an alert can see it.
+        expected = self.bot.shard_ids or range(self.bot.shard_count or 0)
+        for shard_id in sorted({*expected, *shards}):
+            state = shards.get(shard_id) or ShardState()
             label = [str(shard_id)]
             connected.add_metric(label, 1 if state.connected else 0)
             counters["identifies"].add_metric(label, state.identifies)

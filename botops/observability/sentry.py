@@ -12,7 +12,8 @@ which removes each secret of the settings, anything shaped like a bot or interac
 segment of interaction and webhook URLs (``/interactions/<id>/<token>/callback``,
 ``/webhooks/<id>/<token>``), any string under a key named like a secret (a local ``webhook_token``),
 and the texts a user typed into the failed command. The hooks see the event after the SDK turned frame
-locals into strings, so local variables are scrubbed like everything else.
+locals into strings, so local variables are scrubbed like everything else; the value of a local that
+is a string is withheld whole, since in a bot it usually holds what a user wrote.
 
 Integrations: the SDK's defaults stay (logging, excepthook, threading, dedupe, atexit, stdlib, modules,
 argv), auto-enabled framework integrations are all off. The aiohttp one would trace the bot's own
@@ -144,10 +145,21 @@ class Scrubber:
     # -- the SDK's hooks -----------------------------------------------------------------------------------
 
     def before_send(self, event: Event, hint: Hint) -> Event | None:
-        """Scrub an error event, including the user texts :func:`capture_command_error` put in ``hint``."""
+        """Scrub an error event, including the user texts :func:`capture_command_error` put in ``hint``.
+
+        String values of local variables are withheld whole: in a bot most of them hold what a user
+        wrote (a message's content, a modal's input), which no list of known texts can catch in all
+        its derived forms. Their names, types and every other value stay.
+        """
         texts = hint.get(_USER_TEXTS_HINT) if hint else None
         scrubber = self.with_user_texts(texts) if texts else self
-        return cast("Event", scrubber.event(event))
+        scrubbed = scrubber.event(event)
+        for container in ("exception", "threads"):
+            for value in (scrubbed.get(container) or {}).get("values") or ():
+                for frame in (value.get("stacktrace") or {}).get("frames") or ():
+                    if "vars" in frame:
+                        frame["vars"] = _without_strings(frame["vars"])
+        return cast("Event", scrubbed)
 
     def before_send_transaction(self, event: Event, hint: Hint) -> Event | None:
         """Scrub a transaction (its spans, tags and data)."""
@@ -156,6 +168,21 @@ class Scrubber:
     def before_breadcrumb(self, crumb: Breadcrumb, hint: BreadcrumbHint) -> Breadcrumb | None:
         """Scrub a breadcrumb as it is recorded (events scrub it again when they carry it)."""
         return self.event(crumb)
+
+
+# How the SDK writes a str (or bytes) local: its repr, quoted, with an optional prefix.
+_STRING_REPR_RE = re.compile(r"""^[bBrRuU]{0,2}(?:'.*'|".*")$""", re.DOTALL)
+
+
+def _without_strings(value: Any) -> Any:
+    """Return serialized local variables with every string value withheld (containers walked)."""
+    if isinstance(value, str):
+        return "[string withheld]" if _STRING_REPR_RE.match(value) else value
+    if isinstance(value, Mapping):
+        return {key: _without_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_strings(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)

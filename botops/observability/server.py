@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from botops.bot.health import HealthReport, collect_health
+from botops.bot.health import DATABASE_TIMEOUT, HealthReport, collect_health
+from botops.db.engine import connect, database_size
 from botops.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -170,9 +171,14 @@ class ObservabilityServer:
     # -- samplers --------------------------------------------------------------------------------------
 
     async def _sample_database_size(self) -> None:
+        gauge = self.bot.metrics.database_size
         while True:
-            # collect_health measures the size and sets the gauge; its failures are reported, not raised.
-            await collect_health(self.bot)
+            try:
+                async with asyncio.timeout(DATABASE_TIMEOUT), connect(self.bot.engine) as connection:
+                    gauge.set(await database_size(connection))
+            except Exception as failure:  # /readyz and /health report the database; here it is unknown
+                gauge.set(float("nan"))
+                log.debug("could not measure the database size: %s", type(failure).__name__)
             await asyncio.sleep(DATABASE_SAMPLE_INTERVAL)
 
     async def _supervised(self, name: str, sample: Callable[[], Awaitable[None]]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from botops.sandbox import DemoWorld, Member, Sandbox, build_demo_world
+from botops.sandbox import DemoWorld, Member, Message, Sandbox, build_demo_world
 from botops.sandbox.interactions import InteractionResponse
 from botops.settings import Settings
 
@@ -200,12 +200,18 @@ class RunningBot:
         )
         return await result.response(timeout)
 
-    async def slash_final_text(self, name: str, member: Member, *, options: Mapping[str, object]) -> str:
-        """Invoke ``/name`` in #general and return its final (possibly deferred) answer's content."""
+    async def slash_final(
+        self, name: str, member: Member, *, options: Mapping[str, object] | None = None
+    ) -> Message:
+        """Invoke ``/name`` in #general and return its final (possibly deferred) answer."""
         result = await self.sandbox.invoke_slash(
             name, member=member, channel=self.demo.general, options=options
         )
-        return (await result.final_message(timeout=15.0)).content
+        return await result.final_message(timeout=15.0)
+
+    async def slash_final_text(self, name: str, member: Member, *, options: Mapping[str, object]) -> str:
+        """Invoke ``/name`` in #general and return its final (possibly deferred) answer's content."""
+        return (await self.slash_final(name, member, options=options)).content
 
     def logs(self) -> dict[str, str]:
         """Return every log file's text, by path relative to LOG_DIR."""

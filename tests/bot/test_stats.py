@@ -42,10 +42,10 @@ async def test_stats_shows_the_most_used_command_first_and_the_days_one_error(bo
     refused = await bot.slash("health", member, enforce_permissions=False)
     assert refused.content == "Only administrators can use this command."
 
-    response = await bot.slash("stats", bot.demo.admin)
+    answer = await bot.slash_final("stats", bot.demo.admin)
 
-    assert response.ephemeral
-    [embed] = response.embeds
+    assert answer.ephemeral
+    [embed] = answer.embeds
     fields = field_values(embed)
     [day] = [fields[name] for name in fields if DAY_FIELD_RE.match(name)]
     assert day.splitlines()[0] == "**1.** `greet`: 3"
@@ -64,7 +64,7 @@ async def test_the_whole_bots_statistics_are_refused_to_an_administrator_who_is_
 
 
 async def test_the_owner_sees_the_whole_bots_statistics(bot: RunningBot) -> None:
-    response = await bot.slash("stats", bot.owner, options={"scope": "bot"})
+    answer = await bot.slash_final("stats", bot.owner, options={"scope": "bot"})
 
-    [embed] = response.embeds
+    [embed] = answer.embeds
     assert embed["description"].startswith("Commands used on every server and in direct messages")

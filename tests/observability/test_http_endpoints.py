@@ -70,11 +70,11 @@ async def eventually(check: Callable[[], Any], what: str) -> Any:
     raise AssertionError(what)  # pragma: no cover - the timeout raises first
 
 
-async def health_cli(bot: RunningBot) -> subprocess.CompletedProcess[str]:
+async def health_cli(bot: RunningBot, *options: str) -> subprocess.CompletedProcess[str]:
     environment = clean_environment() | {"HTTP_TOKEN": TOKEN}
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "botops", "health", "--url", bot.http_url],
+        [sys.executable, "-m", "botops", "health", "--url", bot.http_url, *options],
         env=environment,
         cwd=bot.folder,
         capture_output=True,
@@ -165,9 +165,10 @@ async def test_readyz_turns_503_while_the_gateway_is_down_and_200_after_resume(b
         document = await eventually(not_ready, "/readyz never turned 503")
         assert document["problems"]["gateway"] == "shard 0 not connected"
         assert (await get(bot, "/livez", auth=False))[0] == 200
-        down = await health_cli(bot)
+        down, alive = await asyncio.gather(health_cli(bot), health_cli(bot, "--live"))
         assert down.returncode == ExitCode.FAILURE, down.stderr
         assert "shard 0 not connected" in down.stdout
+        assert alive.returncode == ExitCode.OK, alive.stderr
     finally:
         faults.hold_hello(False)
 

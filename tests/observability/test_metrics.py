@@ -6,6 +6,7 @@ tested is how it counts and what its server answers before Discord is reachable.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from botops.bot.core import Bot
-from botops.bot.health import HealthReport, ShardHealth
+from botops.bot.health import HealthReport, ShardHealth, collect_health
 from botops.db.engine import create_engine_for_url
 from botops.db.migrate import upgrade
 from botops.db.writer import BatchedWriter
@@ -26,6 +27,7 @@ from botops.errors import ConfigurationError
 from botops.observability.metrics import CommandUse, route_template
 from botops.observability.server import ObservabilityServer
 from botops.settings import Settings, load_settings
+from tests.cogs.bots import bot_with_extension
 
 
 @pytest.mark.parametrize(
@@ -218,3 +220,49 @@ async def test_a_port_in_use_is_refused_naming_http_port(bot: Bot) -> None:
 
     assert caught.value.variable == "HTTP_PORT"
     assert f"port {port} on 127.0.0.1 is in use" in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_an_event_handlers_error_and_the_errors_discord_py_swallows_are_counted(bot: Bot) -> None:
+    try:
+        raise RuntimeError("a listener failed")
+    except RuntimeError:
+        await bot.on_error("on_message")
+    logging.getLogger("discord.ext.tasks").error("Unhandled exception in internal background task")
+    logging.getLogger("discord.ui.view").error("Ignoring exception in view")
+    logging.getLogger("discord.gateway").error("a reconnect is not an error of the bot")
+
+    found = samples(bot)
+
+    assert found[("botops_errors_total", (("where", "event"),))] == 1
+    assert found[("botops_errors_total", (("where", "task"),))] == 1
+    assert found[("botops_errors_total", (("where", "view"),))] == 1
+    assert bot.metrics.errors_in_window() == 3
+
+
+@pytest.mark.asyncio
+async def test_an_extension_unloaded_since_start_up_and_a_closing_bot_are_not_ready(tmp_path: Path) -> None:
+    async with bot_with_extension(tmp_path, "botops.cogs.stats") as bot:
+        bot.required_extensions = ("botops.cogs.stats",)  # what setup_hook records after loading
+        await bot.unload_extension("botops.cogs.stats")
+
+        unloaded = await collect_health(bot)
+        await bot.close()
+        closed = await collect_health(bot)
+
+    assert unloaded.problems["extensions"] == "not loaded: botops.cogs.stats"
+    assert closed.problems["shutdown"] == "the bot is shutting down"
+
+
+@pytest.mark.asyncio
+async def test_a_shard_process_is_ready_only_with_its_own_shards_and_exports_them_before_they_connect(
+    tmp_path: Path,
+) -> None:
+    async with bot_with_extension(tmp_path, "botops.cogs.stats", shard_ids=[1], shard_count=2) as bot:
+        report = await collect_health(bot)
+        found = samples(bot)
+
+    assert list(report.shards) == [1]
+    assert report.problems["gateway"] == "shard 1 not connected"
+    assert found[("botops_gateway_connected", (("shard", "1"),))] == 0
+    assert ("botops_gateway_connected", (("shard", "0"),)) not in found

@@ -1,8 +1,10 @@
 """Sentry end to end: the real bot process reports a failing command to a local Sentry over HTTP.
 
 The canary: the failing command holds the bot token in its exception, the user's option text in its
-message and local variables, and the bot runs with a secret HTTP_TOKEN. The event must arrive with its
-tags and the reference the user was told, and none of the three may appear in any byte the bot sent.
+message and (also upper-cased) in local variables, and the bot runs with a secret HTTP_TOKEN. The event
+must arrive with its tags and the reference the user was told, and none of them may appear in any byte
+the bot sent. A listener that fails on a message holds its content in local variables: that event
+arrives too, without the content.
 """
 
 from __future__ import annotations
@@ -32,8 +34,16 @@ class Failing(commands.Cog):
     @app_commands.command(name="fail", description="Fail on purpose with what you typed")
     async def fail(self, interaction: discord.Interaction, text: str) -> None:
         typed = text
+        shouted = text.upper()
         secret = os.environ["DISCORD_TOKEN"]
         raise ValueError(f"could not handle {typed!r} with {secret}")
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if "explode" in message.content:
+            content = message.content
+            words = content.split()
+            raise RuntimeError("the listener gave up")
 
 
 async def setup(bot: commands.Bot) -> None:
@@ -60,6 +70,9 @@ async def test_a_failing_command_reaches_sentry_with_tags_and_without_token_secr
             assert reference, reply.content
 
             event = await sentry.wait_for_event(lambda e: e.get("tags", {}).get("command") == "fail", 20.0)
+            chat = f"explode {secrets.token_hex(8)}"
+            await bot.sandbox.send_message(bot.demo.general, bot.demo.members[1], chat)
+            listener = await sentry.wait_for_event(lambda e: "on_message" in str(e.get("logentry")), 20.0)
             token = bot.sandbox.token
             guild_id = str(bot.demo.guild.id)
         # The bot stopped: whatever it queued (the command's transaction too) has been sent.
@@ -76,5 +89,12 @@ async def test_a_failing_command_reaches_sentry_with_tags_and_without_token_secr
     assert event["environment"] == "development"
     assert event["exception"]["values"][-1]["type"] == "ValueError"
     assert "user" not in event
-    for secret, what in ((token, "the token"), (http_token, "HTTP_TOKEN"), (canary, "the user's text")):
+    assert listener["exception"]["values"][-1]["type"] == "RuntimeError"
+    for secret, what in (
+        (token, "the token"),
+        (http_token, "HTTP_TOKEN"),
+        (canary, "the user's text"),
+        (canary.upper(), "the user's text, upper-cased"),
+        (chat.split()[1], "the message's content"),
+    ):
         assert secret.encode() not in received, f"{what} reached Sentry"
