@@ -114,6 +114,24 @@ async def test_metrics_count_each_command_by_outcome_and_the_error(bot: RunningB
     assert sample(exposition, "botops_guilds") == 1
 
 
+async def test_metrics_count_text_commands_by_outcome(bot: RunningBot) -> None:
+    general = bot.demo.general
+    await bot.sandbox.send_message(general, bot.owner, "!reload cogs.greet")
+    await bot.sandbox.send_message(general, bot.demo.members[0], "!reload cogs.greet")
+
+    async def counted() -> str | None:
+        _, exposition = await get(bot, "/metrics")
+        text_uses = [
+            sample(exposition, "botops_commands_total", command="reload", kind="text", outcome=outcome)
+            for outcome in ("success", "refused")
+        ]
+        return exposition if all(text_uses) else None
+
+    exposition = await eventually(counted, "the text commands were never counted")
+    assert sample(exposition, "botops_commands_total", command="reload", kind="text", outcome="success") == 1
+    assert sample(exposition, "botops_commands_total", command="reload", kind="text", outcome="refused") == 1
+
+
 async def test_metrics_name_routes_by_template_so_no_interaction_token_shows(bot: RunningBot) -> None:
     result = await bot.sandbox.invoke_slash("greet", member=bot.demo.members[1], channel=bot.demo.general)
     await result.response(10.0)
