@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botops.bot import Bot
+from botops.db import migrate
 from botops.db.engine import create_engine
 from botops.db.writer import BatchedWriter
 from botops.observability.metrics import CommandUse
@@ -110,13 +111,15 @@ async def _answer_429(_request: web.Request) -> web.Response:
 
 @pytest_asyncio.fixture
 async def exposition(tmp_path: Path) -> str:
-    """The /metrics text of a real, unconnected bot that saw a bit of everything it measures."""
+    """The /metrics text of a real, unconnected bot with the levels feature that saw a bit of everything."""
     settings = load_settings(
         None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", log_dir=tmp_path / "logs"
     )
     engine = create_engine(settings)
+    await migrate.upgrade(engine)
+    bot = Bot(settings, engine, builtin_extensions=())
     try:
-        bot = Bot(settings, engine, builtin_extensions=())
+        await bot.load_extension("botops.cogs.levels")  # a feature's own counters
         bot.record_command(CommandUse("ping", "slash", "success", None, 0.02))
         bot.record_command(CommandUse("xp", "text", "error", 100, 0.3))
         bot.dispatch("socket_event_type", "MESSAGE_CREATE")
@@ -137,6 +140,7 @@ async def exposition(tmp_path: Path) -> str:
             assert response.status == 429
         return bot.metrics.exposition()[0].decode()
     finally:
+        await bot.close()
         await engine.dispose()
 
 
