@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import aiohttp
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -86,6 +85,8 @@ def _default_url(settings: Settings) -> str:
 async def _fetch(
     base: str, path: str, token: str | None, timeout: float
 ) -> tuple[int, dict[str, Any] | None]:
+    import aiohttp  # only this command needs an HTTP client: the others start without it
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with (
@@ -108,6 +109,8 @@ async def _fetch(
 
 
 def _reason(error: BaseException) -> str:
+    import aiohttp
+
     if isinstance(error, TimeoutError):
         return "no answer in time"
     if isinstance(error, aiohttp.ClientConnectorError):

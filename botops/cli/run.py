@@ -14,7 +14,6 @@ from botops.cli._common import exit_with, load_settings_or_exit, user_errors
 from botops.cli.codes import ExitCode
 from botops.errors import BotopsError
 from botops.logs import FILES_ONLY, log_path, setup_logging
-from botops.runner import run_bot_until_stopped
 from botops.settings import ENV_FILE, Settings
 
 __all__ = ["run"]
@@ -55,6 +54,10 @@ def _offline(settings: Settings) -> bool:
 
 
 async def _run(settings: Settings, *, demo: bool, env_file: Path) -> None:
+    # Imported here, as the sandbox below: every other command (`botops health` every 30 s in a
+    # HEALTHCHECK, say) starts without loading the bot, discord.py, Sentry and the metrics.
+    from botops.runner import run_bot_until_stopped
+
     if not _offline(settings):
         await run_bot_until_stopped(settings, env_file=env_file)
         return
