@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types pytest sandbox bench bench-sandbox bench-startup bench-levels clean
+.PHONY: run test lint types pytest sandbox bench bench-sandbox bench-startup bench-levels bench-observability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ pytest: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/botops sandbox
 
-bench: bench-sandbox bench-startup bench-levels
+bench: bench-sandbox bench-startup bench-levels bench-observability
 
 bench-sandbox: $(STAMP)
 	$(BIN)/python bench/sandbox.py
@@ -41,6 +41,9 @@ bench-startup: $(STAMP)
 bench-levels: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/levels.py
+
+bench-observability: $(STAMP)
+	$(BIN)/python bench/observability.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
