@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import aiohttp
 import discord
@@ -148,10 +147,7 @@ class GatewayState:
         state.connected, state.changed_at = False, time.monotonic()
 
 
-# Discord's ids, and the path segments that are a token, an invite code or an emoji.
-_ID = re.compile(r"^\d+$")
-_API_PREFIX = re.compile(r"^/api(?:/v\d+)?")
-#: A segment after one of these (at the given distance) is a secret or a free-form code.
+#: A path segment after one of these (at the given distance) is a token, a code or an emoji.
 _PLACEHOLDER_AFTER: dict[str, tuple[int, str]] = {
     "webhooks": (2, "{token}"),  # /webhooks/{id}/{token}
     "interactions": (2, "{token}"),  # /interactions/{id}/{token}/callback
@@ -166,22 +162,28 @@ def route_template(path: str) -> str:
 
     ``/api/v10/channels/123.../messages/456...`` becomes ``/channels/{id}/messages/{id}``;
     ``/api/v10/interactions/123.../<token>/callback`` becomes ``/interactions/{id}/{token}/callback``.
-    So a label has as many values as Discord has routes, and no token ever reaches a metric.
+    So a label has as many values as Discord has routes, and no token ever reaches a metric. It runs
+    for every REST request, hence string methods rather than regular expressions.
     """
-    parts = _API_PREFIX.sub("", path).split("/")
-    placeholders: dict[int, str] = {}
-    shown: list[str] = []
-    for index, part in enumerate(parts):
-        if index in placeholders and part:
-            shown.append(placeholders[index])
-        elif _ID.match(part):
-            shown.append("{id}")
-        else:
-            shown.append(part)
-        after = _PLACEHOLDER_AFTER.get(part)
-        if after is not None and index + after[0] not in placeholders:
-            placeholders[index + after[0]] = after[1]
-    return "/".join(shown) or "/"
+    parts = path.split("/")
+    first = 1
+    if len(parts) > 2 and parts[1] == "api":
+        first = 3 if parts[2][:1] == "v" and parts[2][1:].isdigit() else 2
+    shown = parts[first:]
+    placeholder_at = -1
+    placeholder = ""
+    for index, part in enumerate(shown):
+        if index == placeholder_at and part:
+            shown[index] = placeholder
+        elif part.isdigit():
+            shown[index] = "{id}"
+        elif part in _PLACEHOLDER_AFTER and placeholder_at < index:
+            distance, placeholder = _PLACEHOLDER_AFTER[part]
+            placeholder_at = index + distance
+    return "/" + "/".join(shown)
+
+
+_M = TypeVar("_M", PromCounter, Histogram)
 
 
 class BotMetrics:
@@ -239,6 +241,9 @@ class BotMetrics:
         self.events: Counter[str] = Counter()
         self.gateway = GatewayState()
         self._recent_errors: deque[float] = deque(maxlen=100_000)
+        #: Children of the labelled metrics by metric and label values: ``labels()`` takes a lock and
+        #: checks every value on each call, which on the hot path costs more than the count itself.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         registry.register(_BotCollector(bot, self))
         # discord.py swallows these errors after logging them: its log is the only place to count them.
         self._swallowed = _SwallowedErrors(self)
@@ -252,10 +257,18 @@ class BotMetrics:
 
     # -- recording --------------------------------------------------------------------------------------
 
+    def _child(self, metric: _M, values: tuple[str, ...]) -> _M:
+        """Return ``metric.labels(*values)``, looked up once per metric and label values."""
+        key = (id(metric), values)  # the metrics live as long as this object, so their ids stay theirs
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return cast("_M", child)
+
     def record_command(self, use: CommandUse) -> None:
         """Count a finished command and its duration."""
-        self.commands.labels(use.name, use.kind, use.outcome).inc()
-        self.command_seconds.labels(use.name, use.kind).observe(use.seconds)
+        self._child(self.commands, (use.name, use.kind, use.outcome)).inc()
+        self._child(self.command_seconds, (use.name, use.kind)).observe(use.seconds)
         if use.outcome == "error":
             self.record_error("command")
 
@@ -281,6 +294,7 @@ class BotMetrics:
         """Return the aiohttp trace that counts discord.py's REST requests (pass as ``http_trace``)."""
         trace = aiohttp.TraceConfig()
         requests, seconds, limited = self.rest_requests, self.rest_seconds, self.rate_limited
+        child = self._child
 
         async def started(
             _session: aiohttp.ClientSession, context: SimpleNamespace, _: aiohttp.TraceRequestStartParams
@@ -293,9 +307,9 @@ class BotMetrics:
             status = params.response.status
             if status == 101:  # the gateway's WebSocket upgrade is not a REST request
                 return
-            route = route_template(params.url.path)
-            requests.labels(params.method, route, str(status)).inc()
-            seconds.labels(params.method).observe(time.perf_counter() - context.started)
+            route = route_template(params.url.raw_path)
+            child(requests, (params.method, route, str(status))).inc()
+            child(seconds, (params.method,)).observe(time.perf_counter() - context.started)
             if status == 429:
                 limited.labels(route, params.response.headers.get("X-RateLimit-Scope", "user")).inc()
 
@@ -306,7 +320,7 @@ class BotMetrics:
         ) -> None:
             if params.headers.get("Upgrade", "").lower() == "websocket":
                 return  # a gateway connection that failed: the shard metrics show it
-            requests.labels(params.method, route_template(params.url.path), "failed").inc()
+            requests.labels(params.method, route_template(params.url.raw_path), "failed").inc()
 
         trace.on_request_start.append(started)
         trace.on_request_end.append(ended)

@@ -28,6 +28,7 @@ reports its errors itself with tags (recorded twice otherwise) and whose lines n
 from __future__ import annotations
 
 import logging
+import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import sentry_sdk
 from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+from sentry_sdk.tracing import Transaction
 from sentry_sdk.utils import event_from_exception
 
 from botops.redaction import REDACTED, Redactor
@@ -83,6 +85,7 @@ _STRUCTURAL = frozenset(
     | {"modules"}  # package names and versions; a package named like a secret would lose its version
 )
 _USER_TEXTS_HINT = "botops_user_texts"
+_random = random.Random().random  # noqa: S311 - sampling, not a secret
 _DEFAULT_CLOSE_TIMEOUT = 2.0
 
 
@@ -191,6 +194,7 @@ class SentryHandle:
 
     client: BaseClient
     release: str
+    traces_sample_rate: float
 
     def close(self, timeout: float = _DEFAULT_CLOSE_TIMEOUT) -> None:
         """Send what is queued (waiting at most ``timeout`` seconds), shut the client down, turn Sentry off.
@@ -237,7 +241,10 @@ def init_sentry(settings: Settings) -> SentryHandle | None:
         before_send_transaction=scrubber.before_send_transaction,
         before_breadcrumb=scrubber.before_breadcrumb,
     )
-    _active = SentryHandle(sentry_sdk.get_client(), release)
+    # The SDK sets its own logger to DEBUG and filters afterwards: every record it would log (one per
+    # transaction and more) is built first. Without SENTRY's debug option none of them is shown.
+    logging.getLogger("sentry_sdk.errors").setLevel(logging.WARNING)
+    _active = SentryHandle(sentry_sdk.get_client(), release, settings.sentry_traces_sample_rate)
     log.info(
         "Sentry is on: environment %s, release %s, traces sample rate %s",
         settings.environment,
@@ -281,7 +288,15 @@ def capture_command_error(
 
 
 def start_command_transaction(name: str) -> Span | None:
-    """Start timing a command in Sentry (kept if sampled); call ``finish()`` on it when the command ends."""
-    if _active is None:
+    """Start timing a command in Sentry if it is sampled; call ``finish()`` on it when the command ends.
+
+    The sampling decision comes first, here, at ``SENTRY_TRACES_SAMPLE_RATE``: the SDK would build a
+    transaction for every command and drop most of them, which costs more than the command itself
+    spends in the bot. Returns ``None`` when Sentry is off or the command is not sampled.
+    """
+    if _active is None or _random() >= _active.traces_sample_rate:
         return None
-    return sentry_sdk.start_transaction(op="botops.command", name=name)
+    transaction = sentry_sdk.start_transaction(op="botops.command", name=name, sampled=True)
+    if isinstance(transaction, Transaction):
+        transaction.sample_rate = _active.traces_sample_rate  # what Sentry extrapolates from
+    return transaction
