@@ -15,8 +15,10 @@ and the texts a user typed into the failed command. The hooks see the event afte
 locals into strings, so local variables are scrubbed like everything else; the value of a local that
 is a string is withheld whole, since in a bot it usually holds what a user wrote.
 
-Integrations: the SDK's defaults stay (logging, excepthook, threading, dedupe, atexit, stdlib, modules,
-argv), auto-enabled framework integrations are all off. The aiohttp one would trace the bot's own
+Integrations: logging, excepthook, dedupe, atexit and modules, chosen one by one; the SDK's other
+defaults are off (stdlib makes a span of every ``http.client`` request, Sentry's own sending of each
+sampled transaction included; threading wraps every thread start; argv adds the command line to every
+event), and so are the auto-enabled framework integrations. The aiohttp one would trace the bot's own
 ``/metrics`` scrapes and record every REST call to Discord as a breadcrumb and span whose URL holds an
 interaction token; commands are traced by :func:`start_command_transaction` instead, so it adds only
 risk. ``send_default_pii`` is left at its default, off: recent SDKs deprecate the option, and setting it
@@ -35,7 +37,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import sentry_sdk
+from sentry_sdk.integrations.atexit import AtexitIntegration
+from sentry_sdk.integrations.dedupe import DedupeIntegration
+from sentry_sdk.integrations.excepthook import ExcepthookIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+from sentry_sdk.integrations.modules import ModulesIntegration
 from sentry_sdk.tracing import Transaction
 from sentry_sdk.utils import event_from_exception
 
@@ -235,8 +241,16 @@ def init_sentry(settings: Settings) -> SentryHandle | None:
         include_local_variables=True,
         include_source_context=True,
         trace_propagation_targets=[],
-        auto_enabling_integrations=False,
-        integrations=[LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
+        # Chosen one by one, not the SDK's defaults: its stdlib integration traces every http.client
+        # request (Sentry's own sending included) and its threading one wraps every thread start.
+        default_integrations=False,
+        integrations=[
+            LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
+            ExcepthookIntegration(),
+            DedupeIntegration(),
+            AtexitIntegration(),
+            ModulesIntegration(),
+        ],
         before_send=scrubber.before_send,
         before_send_transaction=scrubber.before_send_transaction,
         before_breadcrumb=scrubber.before_breadcrumb,
