@@ -17,6 +17,13 @@ The hierarchy::
     ├── InvalidGuildSetting         a guild setting botops does not allow; nothing was changed
     │   ├── GuildSettingOutOfRange      a number outside its bounds (XP 0..1000, cooldown 0..86400 s)
     │   └── XpRangeInverted             the minimum XP per message above the maximum
+    ├── BackupError                 a backup cannot be made, found, trusted or restored
+    │   ├── BackupFailed                making a backup failed; no file is left under a backup's name
+    │   ├── BackupNotFound              no backup of that id in BACKUP_DIR
+    │   ├── BackupCorrupt               a backup fails verification: manifest, checksum, integrity, rows
+    │   ├── RestoreRefused              a restore will not run now (the bot is running, not SQLite)
+    │   ├── InvalidRetentionPolicy      a retention policy that would keep nothing, or with a bad count
+    │   └── BackupDatedInFuture         a backup dated after now: a wrong clock; nothing was pruned
     ├── InvalidLogQuery             a `botops logs` --level, --since or --channel it cannot read
     ├── LogsUnreadable              no log file of the channel in LOG_DIR, or one botops may not read
     └── IncompatibleDiscordPy       discord.py no longer has an attribute botops relies on
@@ -24,9 +31,15 @@ The hierarchy::
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = [
+    "BackupCorrupt",
+    "BackupDatedInFuture",
+    "BackupError",
+    "BackupFailed",
+    "BackupNotFound",
     "BotopsError",
     "ConfigurationError",
     "DatabaseError",
@@ -38,10 +51,12 @@ __all__ = [
     "IncompatibleDiscordPy",
     "InvalidGuildSetting",
     "InvalidLogQuery",
+    "InvalidRetentionPolicy",
     "InvalidRevision",
     "LogDirUnusable",
     "LogsUnreadable",
     "MigrationFailed",
+    "RestoreRefused",
     "SchemaAhead",
     "SchemaBehind",
     "XpRangeInverted",
@@ -214,6 +229,74 @@ class XpRangeInverted(InvalidGuildSetting):
         self.xp_min = xp_min
         self.xp_max = xp_max
         super().__init__("xp_min", xp_min, f"at most xp_max ({xp_max})")
+
+
+class BackupError(BotopsError):
+    """A backup cannot be made, found, trusted or restored."""
+
+
+class BackupFailed(BackupError):
+    """Making a backup failed; its temporary files were removed, earlier backups are untouched."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the backup failed and left no file behind: {reason}")
+
+
+class BackupNotFound(BackupError):
+    """No backup of ``backup_id`` in ``folder``."""
+
+    def __init__(self, backup_id: str, folder: Path) -> None:
+        self.backup_id = backup_id
+        self.folder = folder
+        super().__init__(
+            f"there is no backup {backup_id!r} in {folder}: `botops backup list` shows the ones there are"
+        )
+
+
+class BackupCorrupt(BackupError):
+    """A backup failed verification; ``reason`` says which check, so it must not be restored."""
+
+    def __init__(self, backup_id: str, reason: str) -> None:
+        self.backup_id = backup_id
+        self.reason = reason
+        super().__init__(f"backup {backup_id} cannot be trusted: {reason}")
+
+
+class RestoreRefused(BackupError):
+    """A restore will not run now; nothing was changed. ``reason`` says why and what to do."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"restore refused, nothing was changed: {reason}")
+
+
+class InvalidRetentionPolicy(BackupError):
+    """A retention policy that cannot be used; ``reason`` says what to change."""
+
+    def __init__(self, daily: object, weekly: object, monthly: object, reason: str) -> None:
+        self.daily = daily
+        self.weekly = weekly
+        self.monthly = monthly
+        self.reason = reason
+        super().__init__(
+            f"cannot keep {daily!r} daily, {weekly!r} weekly and {monthly!r} monthly backups: {reason}"
+        )
+
+
+class BackupDatedInFuture(BackupError):
+    """A backup is dated after ``now``: the clock was wrong when it was made, or is wrong now."""
+
+    def __init__(self, backup_id: str, created_at: datetime, now: datetime) -> None:
+        self.backup_id = backup_id
+        self.created_at = created_at
+        self.now = now
+        super().__init__(
+            f"backup {backup_id} is dated {created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, after "
+            f"the clock's {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC: the clock was wrong when it was "
+            "made or is wrong now, so nothing was pruned; fix the clock, or move that backup out of "
+            "the backup folder"
+        )
 
 
 class InvalidLogQuery(BotopsError):

@@ -199,6 +199,11 @@ class Settings(BaseSettings):
     log_backup_count: int = Field(5, ge=0, le=100, description="How many rotated files of each log are kept")
     log_format: Literal["text", "json"] = Field("text", description="text for people, json for log shippers")
 
+    # -- backups ---------------------------------------------------------------------------------------
+    backup_dir: Path = Field(
+        Path("backups"), description="Folder of the database backups (`botops backup`); kept at mode 0700"
+    )
+
     @field_validator("owner_ids", "shard_ids", "privileged_intents", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:

@@ -37,9 +37,10 @@ def _root(
 
 
 def _register() -> None:
-    from botops.cli import config, db, health, logs, run, sandbox, stats
+    from botops.cli import backup, config, db, health, logs, run, sandbox, stats
 
     app.command(name="run")(run.run)
+    app.add_typer(backup.app, name="backup")
     app.add_typer(config.app, name="config")
     app.add_typer(db.app, name="db")
     app.command(name="health")(health.health)

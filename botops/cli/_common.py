@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 
 from botops.cli.codes import ExitCode
-from botops.errors import BotopsError, ConfigurationError, InvalidLogQuery, InvalidRevision
+from botops.errors import (
+    BotopsError,
+    ConfigurationError,
+    InvalidLogQuery,
+    InvalidRetentionPolicy,
+    InvalidRevision,
+)
 from botops.settings import Settings, SettingsError, load_settings
 
 __all__ = ["err_console", "exit_with", "load_settings_or_exit", "user_errors"]
@@ -44,7 +50,7 @@ def user_errors() -> Iterator[None]:
         for problem in error.problems:
             err_console.print(f"error: {problem}", markup=False)
         raise typer.Exit(ExitCode.USAGE) from None
-    except (ConfigurationError, InvalidRevision, InvalidLogQuery) as error:  # change a setting or argument
+    except (ConfigurationError, InvalidRevision, InvalidLogQuery, InvalidRetentionPolicy) as error:
         exit_with(f"error: {error}", ExitCode.USAGE)
     except BotopsError as error:
         exit_with(f"error: {error}", ExitCode.FAILURE)

@@ -1,0 +1,142 @@
+"""Restore the SQLite database from a backup: verify, refuse while the bot runs, save, swap atomically.
+
+Nothing is changed until the backup verified completely, no bot answers ``/livez`` and a safety backup
+of the current database exists (reason ``pre-restore``). The new file is decompressed next to the
+database, flushed, and renamed over it; stale ``-wal``/``-shm`` files go first, since SQLite would apply
+an old ``-wal`` to the new file and corrupt it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from botops.backup import sqlite as sqlite_files
+from botops.backup.manifest import Manifest
+from botops.backup.store import (
+    TMP_SUFFIX,
+    check_backup_into,
+    create_backup,
+    fsync_folder,
+    load_manifest,
+    remove_quietly,
+    sqlite_path,
+)
+from botops.db.migrate import head_revision, history
+from botops.errors import BackupError, BackupFailed, RestoreRefused
+from botops.settings import Settings
+
+__all__ = ["RestoreResult", "bot_answers", "restore_backup"]
+
+log = logging.getLogger(__name__)
+
+_ANY_ADDRESS = {"", "0.0.0.0", "::"}  # noqa: S104 - we connect to it, never bind
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What a restore did: the backup restored, the safety backup taken, and where the schema stands."""
+
+    restored: Manifest
+    safety_backup: Manifest | None  # None: there was no database to save
+    revision: str | None
+    head: str
+
+    @property
+    def schema_is_current(self) -> bool:
+        return self.revision == self.head
+
+    def advice(self) -> str:
+        """Say what the restored schema needs, in one sentence."""
+        if self.schema_is_current:
+            return f"The schema is at {self.head}, the code's head: nothing to run."
+        if self.revision is None or self.revision in {revision.id for revision in history()}:
+            shown = self.revision or "base (no schema)"
+            return f"The schema is at {shown}, the code needs {self.head}: run `botops db upgrade`."
+        return (
+            f"The schema is at {self.revision}, a revision this code does not know: run the code that "
+            f"made it, or downgrade with it to {self.head}."
+        )
+
+
+async def restore_backup(settings: Settings, backup_id: str, *, backup_dir: Path) -> RestoreResult:
+    """Replace the SQLite database with backup ``backup_id`` after verifying it and saving the current one.
+
+    Raises:
+        RestoreRefused: the bot answers ``/livez``, or the database is not SQLite.
+        BackupNotFound, BackupCorrupt: the backup is missing or fails verification.
+        BackupFailed: the safety backup of the current database failed.
+        All of these leave the database untouched.
+        BackupError: a file could not be written or replaced (the safety backup is named, if taken).
+    """
+    try:
+        database = sqlite_path(settings)
+    except BackupFailed as error:
+        raise RestoreRefused(error.reason) from None
+    where = await asyncio.to_thread(bot_answers, settings)
+    if where is not None:
+        raise RestoreRefused(
+            f"the bot is running (it answers {where}): stop it first, then run the restore again"
+        )
+    manifest = load_manifest(backup_dir, backup_id)
+    incoming = database.with_name(f".{database.name}.restore-{backup_id}{TMP_SUFFIX}")
+    safety: Manifest | None = None
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        remove_quietly(incoming)
+        try:
+            await asyncio.to_thread(check_backup_into, backup_dir, manifest, incoming)
+            if database.exists():
+                safety = await create_backup(settings, reason="pre-restore", backup_dir=backup_dir)
+            await asyncio.to_thread(_swap_in, incoming, database)
+        finally:
+            remove_quietly(incoming)
+    except OSError as error:
+        saved = f"; the database before it is backup {safety.id}" if safety else ""
+        raise BackupError(f"restoring backup {backup_id} into {database} failed: {error}{saved}") from error
+    revision = await asyncio.to_thread(sqlite_files.read_revision, database)
+    result = RestoreResult(manifest, safety, revision, head_revision())
+    log.warning(
+        "Restored %s from backup %s (safety backup %s); schema at %s",
+        database,
+        backup_id,
+        safety.id if safety else "none",
+        revision,
+    )
+    return result
+
+
+def bot_answers(settings: Settings, *, timeout: float = 1.0) -> str | None:
+    """Return the ``/livez`` URL when a bot answers there (any HTTP answer), ``None`` when none does.
+
+    With the HTTP server off, or on a port picked at each start, there is nothing to ask.
+    """
+    if not settings.http_enabled or settings.http_port == 0:
+        return None
+    host = "127.0.0.1" if settings.http_host in _ANY_ADDRESS else settings.http_host
+    connection = http.client.HTTPConnection(host, settings.http_port, timeout=timeout)
+    try:
+        connection.request("GET", "/livez")
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{settings.http_port}/livez"
+
+
+# -- internals -------------------------------------------------------------------------------------------
+
+
+def _swap_in(incoming: Path, database: Path) -> None:
+    # A -wal left from the old file would be applied to the new one and corrupt it: remove it first.
+    # The safety backup, taken through SQLite, already holds any commit it had.
+    for suffix in ("-wal", "-shm", "-journal"):
+        remove_quietly(database.with_name(database.name + suffix))
+    os.replace(incoming, database)
+    fsync_folder(database.parent)
