@@ -320,6 +320,19 @@ class Settings(BaseSettings):
     def uses_sandbox(self) -> bool:
         return self.discord_api_base is not None
 
+    @property
+    def http_local_host(self) -> str:
+        """Return where a command on this machine reaches the bot's HTTP server (any address -> loopback)."""
+        return "127.0.0.1" if self.http_host in _ANY_ADDRESS else self.http_host
+
+    @property
+    def http_url(self) -> str | None:
+        """Return the bot's HTTP server as a URL on this machine; None when it is off or on a free port."""
+        if not self.http_enabled or self.http_port == 0:
+            return None
+        host = self.http_local_host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.http_port}"
+
     def secret_values(self) -> list[str]:
         """Return every secret's value, for the log and error-report redaction."""
         values = []
@@ -350,6 +363,9 @@ class Settings(BaseSettings):
             else:
                 shown = str(value)
             yield name.upper(), shown
+
+
+_ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - connected to, never bound
 
 
 def _is_loopback(host: str) -> bool:

@@ -135,6 +135,22 @@ def test_a_sentry_dsn_is_a_secret() -> None:
     assert dsn not in dict(settings.describe())["SENTRY_DSN"]
 
 
+@pytest.mark.parametrize(
+    ("changes", "url"),
+    [
+        ({}, "http://127.0.0.1:8080"),
+        ({"http_host": ANY_HOST, "http_port": 9100}, "http://127.0.0.1:9100"),
+        ({"http_host": "::1"}, "http://[::1]:8080"),
+        ({"http_port": 0}, None),
+        ({"http_enabled": False}, None),
+    ],
+)
+def test_commands_on_this_machine_reach_the_bots_http_server_at_its_loopback_url(
+    changes: dict[str, object], url: str | None
+) -> None:
+    assert load_settings(None, **changes).http_url == url
+
+
 def test_sandbox_endpoints_go_together() -> None:
     with pytest.raises(SettingsError, match="set both or neither"):
         load_settings(None, discord_api_base="http://127.0.0.1:1/api/v10")

@@ -34,8 +34,6 @@ __all__ = ["RestoreResult", "bot_answers", "restore_backup"]
 
 log = logging.getLogger(__name__)
 
-_ANY_ADDRESS = {"", "0.0.0.0", "::"}  # noqa: S104 - we connect to it, never bind
-
 
 @dataclass(frozen=True)
 class RestoreResult:
@@ -117,7 +115,7 @@ def bot_answers(settings: Settings, *, timeout: float = 1.0) -> str | None:
     """
     if not settings.http_enabled or settings.http_port == 0:
         return None
-    host = "127.0.0.1" if settings.http_host in _ANY_ADDRESS else settings.http_host
+    host = settings.http_local_host
     connection = http.client.HTTPConnection(host, settings.http_port, timeout=timeout)
     try:
         connection.request("GET", "/livez")
@@ -126,8 +124,7 @@ def bot_answers(settings: Settings, *, timeout: float = 1.0) -> str | None:
         return None
     finally:
         connection.close()
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{settings.http_port}/livez"
+    return f"{settings.http_url}/livez"
 
 
 # -- internals -------------------------------------------------------------------------------------------

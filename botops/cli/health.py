@@ -24,8 +24,6 @@ from botops.settings import ENV_FILE, Settings
 
 __all__ = ["health"]
 
-_ANY_ADDRESS = {"", "0.0.0.0", "::"}  # noqa: S104 - we connect to it, never bind
-
 
 def health(
     url: Annotated[
@@ -77,9 +75,10 @@ def _default_url(settings: Settings) -> str:
             "its log announced",
             ExitCode.USAGE,
         )
-    host = "127.0.0.1" if settings.http_host in _ANY_ADDRESS else settings.http_host
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.http_port}"
+    url = settings.http_url
+    if url is None:
+        exit_with("error: HTTP_ENABLED is false, so the bot serves no /status", ExitCode.USAGE)
+    return url
 
 
 async def _fetch(
