@@ -1,11 +1,14 @@
-"""What every CLI command shares: loading settings, and botops errors as one line and an exit code."""
+"""What every CLI command shares: the --env-file option, loading settings, running async work with its
+log on record, and botops errors as one line and an exit code."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,9 +21,17 @@ from botops.errors import (
     InvalidRetentionPolicy,
     InvalidRevision,
 )
+from botops.logs import setup_logging
 from botops.settings import Settings, SettingsError, load_settings
 
-__all__ = ["err_console", "exit_with", "load_settings_or_exit", "user_errors"]
+__all__ = ["EnvFile", "err_console", "exit_with", "load_settings_or_exit", "run_logged", "user_errors"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The ``--env-file`` option of every command that reads the settings (default: ``ENV_FILE``).
+EnvFile = Annotated[Path, typer.Option("--env-file", help="The .env file to read besides the environment.")]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -54,3 +65,18 @@ def user_errors() -> Iterator[None]:
         exit_with(f"error: {error}", ExitCode.USAGE)
     except BotopsError as error:
         exit_with(f"error: {error}", ExitCode.FAILURE)
+
+
+def run_logged(settings: Settings, command: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` to its end with the log files (not the console) recording it; return its result.
+
+    A botops error is logged as ``<command> failed: ...``, so what was run by hand is on record next to
+    the bot's own log, then becomes one line on stderr and an exit code (:func:`user_errors`).
+    """
+    with user_errors(), setup_logging(settings, console=False):
+        try:
+            return asyncio.run(work())
+        except BotopsError as error:
+            log.error("%s failed: %s", command, error)
+            raise
+    raise AssertionError("unreachable: user_errors exits on every error")  # pragma: no cover

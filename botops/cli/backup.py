@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar, cast, get_args
 
 import typer
@@ -18,19 +16,17 @@ from botops.backup import restore as restoring
 from botops.backup import store
 from botops.backup.manifest import Reason
 from botops.backup.retention import RetentionPolicy, plan_retention
-from botops.cli._common import err_console, exit_with, load_settings_or_exit, user_errors
+from botops.cli._common import EnvFile, err_console, exit_with, load_settings_or_exit, run_logged, user_errors
 from botops.cli.codes import ExitCode
-from botops.errors import BackupCorrupt, BackupError, BackupNotFound
+from botops.errors import BackupCorrupt, BackupNotFound
 from botops.logs import setup_logging
-from botops.settings import ENV_FILE, Settings
+from botops.settings import ENV_FILE
 
 __all__ = ["app"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-EnvFile = Annotated[Path, typer.Option("--env-file", help="The .env file to read besides the environment.")]
 
 app = typer.Typer(
     name="backup",
@@ -61,8 +57,10 @@ def create(
     chosen = cast(Reason, reason)
     settings = load_settings_or_exit(env_file)
     with err_console.status("Backing up the database..."):
-        manifest = _run(
-            settings, lambda: store.create_backup(settings, reason=chosen, backup_dir=settings.backup_dir)
+        manifest = run_logged(
+            settings,
+            "botops backup",
+            lambda: store.create_backup(settings, reason=chosen, backup_dir=settings.backup_dir),
         )
     typer.echo(
         f"Backed up to {settings.backup_dir / (manifest.id + store.DATA_SUFFIX)} "
@@ -153,8 +151,10 @@ def restore(
             f"Replace the database with backup {backup_id}? (the current one is backed up first)", abort=True
         )
     with err_console.status(f"Restoring {backup_id}..."):
-        result = _run(
-            settings, lambda: restoring.restore_backup(settings, backup_id, backup_dir=settings.backup_dir)
+        result = run_logged(
+            settings,
+            "botops backup",
+            lambda: restoring.restore_backup(settings, backup_id, backup_dir=settings.backup_dir),
         )
     saved = f"; the database before it is backup {result.safety_backup.id}" if result.safety_backup else ""
     typer.echo(f"Restored backup {result.restored.id}{saved}.")
@@ -187,21 +187,6 @@ def prune(
             store.delete_backup(settings.backup_dir, gone.id)
     verb = "would delete" if dry_run else "deleted"
     typer.echo(f"{len(plan.keep)} kept ({policy}), {len(plan.delete)} {verb}.")
-
-
-def _run(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work``; botops errors become one line and an exit code, and land in the log files."""
-    with user_errors(), setup_logging(settings, console=False):
-        try:
-            return asyncio.run(_awaited(work))
-        except BackupError as error:
-            log.error("botops backup failed: %s", error)
-            raise
-    raise AssertionError("unreachable: user_errors exits on every error")  # pragma: no cover
-
-
-async def _awaited(work: Callable[[], Awaitable[T]]) -> T:
-    return await work()
 
 
 def _size(size: int) -> str:

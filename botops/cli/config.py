@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from botops.cli._common import exit_with, load_settings_or_exit, user_errors
+from botops.cli._common import EnvFile, exit_with, load_settings_or_exit, user_errors
 from botops.cli.codes import ExitCode
 from botops.settings import ENV_FILE, check_env_file_permissions, render_env_example, render_settings_table
 
@@ -21,8 +21,6 @@ console = Console(highlight=False)
 
 TABLE_START = "<!-- settings-table:start -->"
 TABLE_END = "<!-- settings-table:end -->"
-
-EnvFile = Annotated[Path, typer.Option("--env-file", help="The .env file to read besides the environment.")]
 
 
 @app.command()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -14,12 +12,10 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from botops.cli._common import load_settings_or_exit, user_errors
+from botops.cli._common import EnvFile, load_settings_or_exit, run_logged
 from botops.cli.codes import ExitCode
 from botops.db import migrate
 from botops.db.engine import create_engine, masked_url
-from botops.errors import BotopsError
-from botops.logs import setup_logging
 from botops.settings import ENV_FILE, Settings
 
 __all__ = ["app"]
@@ -27,8 +23,6 @@ __all__ = ["app"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-EnvFile = Annotated[Path, typer.Option("--env-file", help="The .env file to read besides the environment.")]
 
 app = typer.Typer(
     name="db",
@@ -127,18 +121,8 @@ def check(env_file: EnvFile = ENV_FILE) -> None:
 
 
 def _run(work: Callable[[AsyncEngine], Awaitable[T]], settings: Settings) -> T:
-    """Run ``work`` with an engine for the configured database; map botops' errors to exit codes.
-
-    What it does lands in the log files (not on the console, which gets the command's own lines), so
-    a migration run by hand is on record next to the bot's own.
-    """
-    with user_errors(), setup_logging(settings, console=False):
-        try:
-            return asyncio.run(_with_engine(settings, work))
-        except BotopsError as error:
-            log.error("botops db failed: %s", error)
-            raise
-    raise AssertionError("unreachable: user_errors exits on every error")  # pragma: no cover
+    """Run ``work`` with an engine for the configured database, on record in the log files."""
+    return run_logged(settings, "botops db", lambda: _with_engine(settings, work))
 
 
 async def _with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:

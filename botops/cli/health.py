@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from botops.cli._common import exit_with, load_settings_or_exit
+from botops.cli._common import EnvFile, exit_with, load_settings_or_exit
 from botops.cli.codes import ExitCode
 from botops.settings import ENV_FILE, Settings
 
@@ -36,9 +35,7 @@ def health(
         typer.Option("--live", help="Only ask /livez: exit 0 while the process answers (for restarts)."),
     ] = False,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the bot.")] = 5.0,
-    env_file: Annotated[
-        Path, typer.Option("--env-file", help="The .env file to read besides the environment.")
-    ] = ENV_FILE,
+    env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Show the running bot's health; exit 0 when it is ready, 1 when it is not or does not answer.
 

@@ -9,12 +9,11 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from botops.cli._common import load_settings_or_exit, user_errors
+from botops.cli._common import EnvFile, load_settings_or_exit, user_errors
 from botops.cli.codes import ExitCode
 from botops.errors import InvalidLogQuery, LogsUnreadable
 from botops.logquery import (
@@ -73,9 +72,7 @@ def logs(
         bool,
         typer.Option("--json", help="Print JSON records as the lines written (for jq), not as text."),
     ] = False,
-    env_file: Annotated[
-        Path, typer.Option("--env-file", help="The .env file to read besides the environment.")
-    ] = ENV_FILE,
+    env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Print the bot's log records, the rotated files included, oldest first; tracebacks come along."""
     settings = load_settings_or_exit(env_file)

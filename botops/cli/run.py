@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from botops.cli._common import exit_with, load_settings_or_exit, user_errors
+from botops.cli._common import EnvFile, exit_with, load_settings_or_exit, user_errors
 from botops.cli.codes import ExitCode
 from botops.errors import BotopsError
 from botops.logs import FILES_ONLY, log_path, setup_logging
@@ -22,9 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def run(
-    env_file: Annotated[
-        Path, typer.Option("--env-file", help="The .env file to read besides the environment.")
-    ] = ENV_FILE,
+    env_file: EnvFile = ENV_FILE,
     demo: Annotated[
         bool,
         typer.Option("--demo/--no-demo", help="Without a token: have demo members chat and call /health."),

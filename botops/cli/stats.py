@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from botops.cli._common import load_settings_or_exit, user_errors
+from botops.cli._common import EnvFile, load_settings_or_exit, user_errors
 from botops.db import migrate
 from botops.db.engine import create_engine
 from botops.db.stats import DIRECT_MESSAGES, UsageSummary, UsageWindow, sparkline, usage_summary
@@ -44,9 +43,7 @@ def stats(
             help=f"Only this guild's commands ({DIRECT_MESSAGES}: direct messages); default: the whole bot.",
         ),
     ] = None,
-    env_file: Annotated[
-        Path, typer.Option("--env-file", help="The .env file to read besides the environment.")
-    ] = ENV_FILE,
+    env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Print the most used commands of the last 24 hours, 7 days and all time, and the errors per hour."""
     settings = load_settings_or_exit(env_file)
