@@ -8,6 +8,7 @@ The hierarchy::
     │   ├── LogDirUnusable              LOG_DIR cannot be created or written to
     │   └── DevGuildUnavailable         the bot cannot sync commands to DISCORD_DEV_GUILD_ID
     ├── DiscordUnreachable          Discord (or the sandbox at DISCORD_API_BASE) cannot be reached
+    ├── BotAlreadyRunning           another bot holds STATE_DIR's lock (same database, same settings)
     ├── DatabaseError               the database cannot be used as it is
     │   ├── DatabaseUnavailable         DATABASE_URL cannot be reached (the driver's reason)
     │   ├── SchemaBehind                the schema is older than the code: `botops db upgrade`
@@ -40,6 +41,7 @@ __all__ = [
     "BackupError",
     "BackupFailed",
     "BackupNotFound",
+    "BotAlreadyRunning",
     "BotopsError",
     "ConfigurationError",
     "DatabaseError",
@@ -127,6 +129,19 @@ class DiscordUnreachable(BotopsError):
         super().__init__(
             f"cannot reach Discord at {where}: {reason}; check the network, or DISCORD_API_BASE if you use "
             "the sandbox"
+        )
+
+
+class BotAlreadyRunning(BotopsError):
+    """Another process holds ``STATE_DIR/bot.lock``: a bot with these settings is running already."""
+
+    def __init__(self, state_dir: Path, pid: int | None) -> None:
+        self.state_dir = state_dir
+        self.pid = pid
+        who = f"process {pid}" if pid is not None else "another process"
+        super().__init__(
+            f"a bot with these settings is running already ({who} holds {state_dir / 'bot.lock'}): "
+            "stop it first, or give this one its own STATE_DIR, DATABASE_URL and HTTP_PORT"
         )
 
 

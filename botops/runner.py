@@ -16,11 +16,13 @@ from pathlib import Path
 import aiohttp
 import discord
 
+from botops.backup.schedule import schedule_backups
 from botops.bot import Bot
 from botops.db.engine import create_engine
 from botops.db.migrate import ensure_schema
 from botops.endpoints import redirect_discord, restore_discord
 from botops.errors import ConfigurationError, DevGuildUnavailable, DiscordUnreachable
+from botops.instance import claim_instance, new_control_token
 from botops.observability.sentry import init_sentry
 from botops.observability.server import serve_observability
 from botops.settings import ENV_FILE, Settings, check_env_file_permissions
@@ -47,6 +49,7 @@ async def run_bot_until_stopped(
         DevGuildUnavailable: the commands cannot be synced to DISCORD_DEV_GUILD_ID.
         DiscordUnreachable: no connection to Discord (or the sandbox) could be opened.
         SchemaBehind: the schema is behind the code and may not be migrated automatically.
+        BotAlreadyRunning: a bot with these settings holds STATE_DIR's lock.
     """
     if settings.is_production:
         check_env_file_permissions(env_file)
@@ -57,16 +60,29 @@ async def run_bot_until_stopped(
     redirect_discord(
         settings.discord_api_base, settings.discord_gateway_url, environment=settings.environment
     )
+    with claim_instance(settings) as claim:
+        await _run_claimed(settings, settings.discord_token.get_secret_value(), claim.publish, companion)
+
+
+async def _run_claimed(
+    settings: Settings, token: str, publish: Callable[[str | None, str], None], companion: Companion | None
+) -> None:
     sentry = init_sentry(settings)
     engine = create_engine(settings)
     try:
         await ensure_schema(engine, settings)
         bot = Bot(settings, engine)
-        async with bot, serve_observability(bot, settings):
+        control_token = new_control_token()
+        async with (
+            bot,
+            serve_observability(bot, settings, control_token=control_token) as server,
+            schedule_backups(bot, settings),
+        ):
+            publish(server.url if server is not None else None, control_token)
             _close_on_signals(bot)
             helper = asyncio.create_task(_after_ready(bot, companion), name="botops-companion")
             try:
-                await bot.start(settings.discord_token.get_secret_value())
+                await bot.start(token)
             except discord.LoginFailure as error:
                 raise _token_refused(settings) from error
             except discord.PrivilegedIntentsRequired as error:

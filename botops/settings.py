@@ -8,6 +8,7 @@ generated from this model (:func:`render_env_example`), so the two cannot drift 
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import stat
 from collections.abc import Iterator
@@ -203,6 +204,20 @@ class Settings(BaseSettings):
     backup_dir: Path = Field(
         Path("backups"), description="Folder of the database backups (`botops backup`); kept at mode 0700"
     )
+    backup_time: datetime.time | None = Field(
+        datetime.time(3, 0),
+        description="Local time of the bot's daily backup (HH:MM), followed by pruning; empty: no "
+        "backups by the bot (schedule `botops backup create` instead)",
+    )
+    backup_keep_daily: int = Field(7, ge=0, le=1000, description="Pruning keeps the newest backup of N days")
+    backup_keep_weekly: int = Field(4, ge=0, le=1000, description="... and of N ISO weeks")
+    backup_keep_monthly: int = Field(6, ge=0, le=1000, description="... and of N months")
+
+    # -- process ---------------------------------------------------------------------------------------
+    state_dir: Path = Field(
+        Path("data"),
+        description="Folder of the running bot's lock (one bot per settings) and its control details",
+    )
 
     @field_validator("owner_ids", "shard_ids", "privileged_intents", mode="before")
     @classmethod
@@ -226,6 +241,17 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("backup_time", mode="before")
+    @classmethod
+    def _clock_time(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value == "":
+                return None
+            if len(value) == 4 and value[1] == ":":  # 3:00 as people write it
+                return f"0{value}"
+        return value
 
     @field_validator("sentry_dsn")
     @classmethod
@@ -468,6 +494,8 @@ def _default_text(field_name: str) -> str:
         default = default.get_secret_value()
     if isinstance(default, list):
         default = ",".join(str(v) for v in default)
+    if isinstance(default, datetime.time):
+        default = default.isoformat(timespec="minutes" if not default.second else "seconds")
     return "" if default is None else str(default)
 
 

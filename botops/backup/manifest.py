@@ -64,6 +64,7 @@ class Manifest:
     compressed_size: int
     sha256: str
     tables: dict[str, int] = field(default_factory=dict)  # rows per table
+    duration_seconds: float | None = None  # how long making it took; None in manifests that predate it
     format: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -111,6 +112,7 @@ def manifest_from_json(text: str, *, expected_id: str | None = None) -> Manifest
         compressed_size=fields.integer("compressed_size"),
         sha256=fields.sha256("sha256"),
         tables=fields.row_counts("tables"),
+        duration_seconds=fields.optional_seconds("duration_seconds"),
     )
     return manifest
 
@@ -176,6 +178,14 @@ class _Fields:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise self._wrong(name, "a whole number of at least 0")
         return value
+
+    def optional_seconds(self, name: str) -> float | None:
+        value = self._document.get(name)  # optional: older manifests do not have it
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+            raise self._wrong(name, "a number of seconds of at least 0, or null")
+        return float(value)
 
     def choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self._get(name)

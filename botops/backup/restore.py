@@ -28,6 +28,7 @@ from botops.backup.store import (
 )
 from botops.db.migrate import head_revision, history
 from botops.errors import BackupError, BackupFailed, RestoreRefused
+from botops.instance import ControlFailed, RunningInstance, control, find_running_instance
 from botops.settings import Settings
 
 __all__ = ["RestoreResult", "bot_answers", "restore_backup"]
@@ -61,11 +62,22 @@ class RestoreResult:
         )
 
 
-async def restore_backup(settings: Settings, backup_id: str, *, backup_dir: Path) -> RestoreResult:
+#: Seconds a bot asked to stop (``--stop-bot``) has to release its lock.
+STOP_TIMEOUT = 30.0
+
+
+async def restore_backup(
+    settings: Settings, backup_id: str, *, backup_dir: Path, stop_bot: bool = False
+) -> RestoreResult:
     """Replace the SQLite database with backup ``backup_id`` after verifying it and saving the current one.
 
+    A running bot (its lock held, or its ``/livez`` answering) makes the restore refuse, unless
+    ``stop_bot``: then the backup is verified first, and only then is the bot asked to stop (and waited
+    for), so a bad backup never costs a running bot.
+
     Raises:
-        RestoreRefused: the bot answers ``/livez``, or the database is not SQLite.
+        RestoreRefused: the bot is running (and ``stop_bot`` is off, or it cannot be stopped), or the
+            database is not SQLite.
         BackupNotFound, BackupCorrupt: the backup is missing or fails verification.
         BackupFailed: the safety backup of the current database failed.
         All of these leave the database untouched.
@@ -75,10 +87,14 @@ async def restore_backup(settings: Settings, backup_id: str, *, backup_dir: Path
         database = sqlite_path(settings)
     except BackupFailed as error:
         raise RestoreRefused(error.reason) from None
+    running = await asyncio.to_thread(find_running_instance, settings)
+    if running is not None and not stop_bot:
+        raise RestoreRefused(f"the bot is running ({running.describe()}): stop it first, or pass --stop-bot")
     where = await asyncio.to_thread(bot_answers, settings)
-    if where is not None:
+    if running is None and where is not None:
         raise RestoreRefused(
-            f"the bot is running (it answers {where}): stop it first, then run the restore again"
+            f"a bot answers {where} (not one with these settings' STATE_DIR): stop it first, then run "
+            "the restore again"
         )
     manifest = load_manifest(backup_dir, backup_id)
     incoming = database.with_name(f".{database.name}.restore-{backup_id}{TMP_SUFFIX}")
@@ -88,6 +104,8 @@ async def restore_backup(settings: Settings, backup_id: str, *, backup_dir: Path
         remove_quietly(incoming)
         try:
             await asyncio.to_thread(check_backup_into, backup_dir, manifest, incoming)
+            if running is not None:
+                await _stop(running, settings)
             if database.exists():
                 safety = await create_backup(settings, reason="pre-restore", backup_dir=backup_dir)
             await asyncio.to_thread(_swap_in, incoming, database)
@@ -128,6 +146,27 @@ def bot_answers(settings: Settings, *, timeout: float = 1.0) -> str | None:
 
 
 # -- internals -------------------------------------------------------------------------------------------
+
+
+async def _stop(running: RunningInstance, settings: Settings) -> None:
+    """Ask the running bot to close and wait until it released its lock.
+
+    Raises:
+        RestoreRefused: it cannot be asked, or it is still running after :data:`STOP_TIMEOUT`.
+    """
+    try:
+        await control(running, "stop")
+    except ControlFailed as error:
+        raise RestoreRefused(f"cannot ask the running bot to stop ({error}): stop it yourself") from None
+    log.warning("Asked the running bot (%s) to stop for a restore", running.describe())
+    deadline = asyncio.get_running_loop().time() + STOP_TIMEOUT
+    while await asyncio.to_thread(find_running_instance, settings) is not None:
+        if asyncio.get_running_loop().time() > deadline:
+            raise RestoreRefused(
+                f"the bot ({running.describe()}) is still running {STOP_TIMEOUT:.0f} s after "
+                "it was asked to stop: stop it yourself"
+            )
+        await asyncio.sleep(0.2)
 
 
 def _swap_in(incoming: Path, database: Path) -> None:

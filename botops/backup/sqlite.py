@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, cast
@@ -159,8 +160,10 @@ class _HashingWriter:
         self._handle.flush()
 
 
-def compress_file(source: Path, target: Path) -> Compressed:
+def compress_file(source: Path, target: Path, *, on_read: Callable[[int], None] | None = None) -> Compressed:
     """Compress ``source`` with zstandard into the new file ``target`` (mode 0600), flushed to disk.
+
+    ``on_read`` is called with the size of each chunk read, for a progress bar.
 
     Raises:
         OSError: a file cannot be read or written (``target`` existing already included).
@@ -174,6 +177,8 @@ def compress_file(source: Path, target: Path) -> Compressed:
         with compressor.stream_writer(cast(IO[bytes], writer), size=raw_size, closefd=False) as stream:
             while chunk := raw.read(CHUNK_SIZE):
                 stream.write(chunk)
+                if on_read is not None:
+                    on_read(len(chunk))
         handle.flush()
         os.fsync(handle.fileno())
     return Compressed(raw_size=raw_size, compressed_size=writer.size, sha256=writer.digest.hexdigest())

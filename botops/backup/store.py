@@ -17,8 +17,10 @@ import datetime
 import logging
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import zstandard
 from sqlalchemy.engine import make_url
@@ -33,6 +35,7 @@ from botops.backup.manifest import (
     read_manifest,
     write_manifest,
 )
+from botops.backup.retention import RetentionPlan, RetentionPolicy, plan_retention
 from botops.errors import BackupCorrupt, BackupError, BackupFailed, BackupNotFound
 from botops.settings import Settings
 from botops.version import git_commit
@@ -43,11 +46,13 @@ __all__ = [
     "TMP_SUFFIX",
     "VERIFIED_SUFFIX",
     "ListedBackup",
+    "Progress",
     "check_backup_into",
     "create_backup",
     "fsync_folder",
     "list_backups",
     "load_manifest",
+    "prune_backups",
     "remove_quietly",
     "sqlite_path",
     "verify_backup",
@@ -80,6 +85,16 @@ class ListedBackup:
         return self.verified_at is not None and self.manifest is not None
 
 
+class Progress(Protocol):
+    """Where a long backup step reports itself (the CLI draws a progress bar); called from worker threads."""
+
+    def phase(self, description: str, total: int | None = None) -> None:
+        """A new step begins; ``total`` is its size in bytes when known."""
+
+    def advance(self, amount: int) -> None:
+        """``amount`` more bytes of the current step are done."""
+
+
 def sqlite_path(settings: Settings) -> Path:
     """Return the file of the SQLite database that ``settings.database_url`` names.
 
@@ -98,7 +113,9 @@ def sqlite_path(settings: Settings) -> Path:
     return Path(database)
 
 
-async def create_backup(settings: Settings, *, reason: Reason, backup_dir: Path) -> Manifest:
+async def create_backup(
+    settings: Settings, *, reason: Reason, backup_dir: Path, progress: Progress | None = None
+) -> Manifest:
     """Back up the SQLite database into ``backup_dir``; return the new backup's manifest.
 
     The blocking work runs in worker threads, so an event loop stays free.
@@ -110,6 +127,7 @@ async def create_backup(settings: Settings, *, reason: Reason, backup_dir: Path)
     if not database.is_file():
         raise BackupFailed(f"there is no database at {database} (DATABASE_URL)")
     _prepare_folder(backup_dir)
+    started = time.monotonic()
     created_at = datetime.datetime.now(datetime.UTC)  # to the µs: two in a second stay ordered
     backup_id = new_backup_id(created_at)
     raw = backup_dir / f"{backup_id}.db{TMP_SUFFIX}"
@@ -118,11 +136,20 @@ async def create_backup(settings: Settings, *, reason: Reason, backup_dir: Path)
     renamed: list[Path] = []
     try:
         os.close(os.open(raw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        if progress is not None:
+            progress.phase(f"Copying {database.name} (online backup)")
         await asyncio.to_thread(sqlite_files.online_copy, database, raw)
+        if progress is not None:
+            progress.phase("Compressing and checking the copy", raw.stat().st_size)
         # The check and the compression both only read the copy: run them side by side on two cores.
         problem, compressed = await asyncio.gather(
             asyncio.to_thread(sqlite_files.integrity_problem, raw),
-            asyncio.to_thread(sqlite_files.compress_file, raw, data_tmp),
+            asyncio.to_thread(
+                sqlite_files.compress_file,
+                raw,
+                data_tmp,
+                on_read=progress.advance if progress is not None else None,
+            ),
         )
         if problem is not None:
             raise BackupFailed(f"the copy of {database} {problem}")
@@ -140,6 +167,7 @@ async def create_backup(settings: Settings, *, reason: Reason, backup_dir: Path)
             compressed_size=compressed.compressed_size,
             sha256=compressed.sha256,
             tables=tables,
+            duration_seconds=round(time.monotonic() - started, 3),
         )
         write_manifest(manifest, manifest_tmp)
         for temporary, final in ((data_tmp, data), (manifest_tmp, manifest_path)):
@@ -227,6 +255,22 @@ def delete_backup(backup_dir: Path, backup_id: str) -> None:
         _manifest_path(backup_dir, backup_id),
         _data_path(backup_dir, backup_id),
     )
+
+
+def prune_backups(
+    backup_dir: Path, policy: RetentionPolicy, *, now: datetime.datetime, dry_run: bool = False
+) -> RetentionPlan[ListedBackup]:
+    """Delete the backups ``policy`` does not keep (none with ``dry_run``); return the plan.
+
+    Raises:
+        BackupDatedInFuture: a backup is dated after ``now``; nothing is deleted.
+    """
+    plan = plan_retention(list_backups(backup_dir), policy, now=now)
+    if not dry_run:
+        for gone in plan.delete:
+            delete_backup(backup_dir, gone.id)
+            log.info("Pruned backup %s (%s)", gone.id, policy)
+    return plan
 
 
 # -- internals -------------------------------------------------------------------------------------------

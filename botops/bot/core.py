@@ -44,6 +44,7 @@ from botops.version import git_commit
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from botops.backup.schedule import BackupSchedule
     from botops.settings import Settings
 
 __all__ = ["WRITER_STOP_TIMEOUT", "Bot"]
@@ -138,6 +139,8 @@ class Bot(commands.AutoShardedBot):
         self.message_hooks: list[Callable[[discord.Message], None]] = []
         #: Called with every finished command (the command statistics' writer); must not block.
         self.command_hooks: list[Callable[[CommandUse], None]] = []
+        #: The daily backup and the newest backup known, while the process runs its schedule.
+        self.backups: BackupSchedule | None = None
 
     # -- start-up -----------------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ from botops.redaction import Redactor
 from botops.version import git_commit
 
 if TYPE_CHECKING:
+    import datetime
+
+    from botops.backup.schedule import NewestBackup
     from botops.bot.core import Bot
 
 __all__ = ["LATENCY_THRESHOLD_MS", "HealthReport", "ShardHealth", "collect_health"]
@@ -72,6 +75,9 @@ class HealthReport:
     #: Extensions start-up loaded that are not loaded now (unloaded, or lost in a failed reload).
     missing_extensions: list[str] = field(default_factory=list)
     closing: bool = False
+    #: The newest backup in BACKUP_DIR (whoever made it) and the bot's next scheduled one, when known.
+    newest_backup: NewestBackup | None = None
+    next_backup_at: datetime.datetime | None = None
 
     @property
     def latency_ok(self) -> bool:
@@ -159,6 +165,8 @@ async def collect_health(bot: Bot) -> HealthReport:
         errors_last_hour=bot.metrics.errors_in_window(),
         missing_extensions=[name for name in bot.required_extensions if name not in bot.extensions],
         closing=bot.closing,
+        newest_backup=bot.backups.newest if bot.backups else None,
+        next_backup_at=bot.backups.next_run if bot.backups else None,
     )
 
 

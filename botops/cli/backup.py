@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
+import threading
+from collections.abc import Iterator
 from typing import Annotated, TypeVar, cast, get_args
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
 from botops.backup import restore as restoring
 from botops.backup import store
-from botops.backup.manifest import Reason
-from botops.backup.retention import RetentionPolicy, plan_retention
+from botops.backup.manifest import Manifest, Reason
+from botops.backup.retention import RetentionPolicy
 from botops.cli._common import EnvFile, err_console, exit_with, load_settings_or_exit, run_logged, user_errors
 from botops.cli.codes import ExitCode
 from botops.errors import BackupCorrupt, BackupNotFound
+from botops.instance import flush_running_bot
 from botops.logs import setup_logging
 from botops.settings import ENV_FILE
 
@@ -47,21 +61,34 @@ def create(
     reason: Annotated[
         str, typer.Option("--reason", help=f"Why it is taken: {', '.join(_CHOSEN_REASONS)}.")
     ] = "manual",
+    verify_after: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="Verify the new backup from its file too (marks it verified for pruning)."
+        ),
+    ] = False,
     env_file: EnvFile = ENV_FILE,
 ) -> None:
-    """Back up the database: online copy, integrity check, compression, checksum, manifest."""
+    """Back up the database: flush a running bot, online copy, integrity check, compression, checksum."""
     if reason not in _CHOSEN_REASONS:
         exit_with(
             f"error: --reason must be one of {', '.join(_CHOSEN_REASONS)} (got {reason!r})", ExitCode.USAGE
         )
     chosen = cast(Reason, reason)
     settings = load_settings_or_exit(env_file)
-    with err_console.status("Backing up the database..."):
-        manifest = run_logged(
-            settings,
-            "botops backup",
-            lambda: store.create_backup(settings, reason=chosen, backup_dir=settings.backup_dir),
-        )
+
+    async def work() -> Manifest:
+        await flush_running_bot(settings)  # rows a running bot still batches belong in the backup
+        with _progress_bar() as progress:
+            manifest = await store.create_backup(
+                settings, reason=chosen, backup_dir=settings.backup_dir, progress=progress
+            )
+        if verify_after:
+            with err_console.status(f"Verifying {manifest.id}..."):
+                await store.verify_backup(settings.backup_dir, manifest.id)
+        return manifest
+
+    manifest = run_logged(settings, "botops backup", work)
     typer.echo(
         f"Backed up to {settings.backup_dir / (manifest.id + store.DATA_SUFFIX)} "
         f"({_size(manifest.raw_size)} -> {_size(manifest.compressed_size)}, "
@@ -142,6 +169,13 @@ def restore(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask before replacing the database.")
     ] = False,
+    stop_bot: Annotated[
+        bool,
+        typer.Option(
+            "--stop-bot",
+            help="Stop the running bot once the backup verified; start it again yourself afterwards.",
+        ),
+    ] = False,
     env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Replace the database with backup ID: verifies it, saves the current database, then swaps the file."""
@@ -154,7 +188,9 @@ def restore(
         result = run_logged(
             settings,
             "botops backup",
-            lambda: restoring.restore_backup(settings, backup_id, backup_dir=settings.backup_dir),
+            lambda: restoring.restore_backup(
+                settings, backup_id, backup_dir=settings.backup_dir, stop_bot=stop_bot
+            ),
         )
     saved = f"; the database before it is backup {result.safety_backup.id}" if result.safety_backup else ""
     typer.echo(f"Restored backup {result.restored.id}{saved}.")
@@ -164,29 +200,110 @@ def restore(
 @app.command()
 def prune(
     daily: Annotated[
-        int, typer.Option("--daily", min=0, help="Newest backup of each of the N newest days.")
-    ] = 7,
+        int | None,
+        typer.Option(
+            "--daily",
+            min=0,
+            help="Newest backup of each of the N newest days [BACKUP_KEEP_DAILY].",
+            show_default=False,
+        ),
+    ] = None,
     weekly: Annotated[
-        int, typer.Option("--weekly", min=0, help="... of each of the N newest ISO weeks.")
-    ] = 4,
-    monthly: Annotated[int, typer.Option("--monthly", min=0, help="... of each of the N newest months.")] = 6,
+        int | None,
+        typer.Option(
+            "--weekly",
+            min=0,
+            help="... of each of the N newest ISO weeks [BACKUP_KEEP_WEEKLY].",
+            show_default=False,
+        ),
+    ] = None,
+    monthly: Annotated[
+        int | None,
+        typer.Option(
+            "--monthly",
+            min=0,
+            help="... of each of the N newest months [BACKUP_KEEP_MONTHLY].",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
     env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Delete the backups the retention policy does not keep; the newest verified one always stays."""
     settings = load_settings_or_exit(env_file)
     with user_errors():
-        policy = RetentionPolicy(daily=daily, weekly=weekly, monthly=monthly)
-        listed = store.list_backups(settings.backup_dir)
-        plan = plan_retention(listed, policy, now=datetime.datetime.now(datetime.UTC))
+        policy = RetentionPolicy(
+            daily=settings.backup_keep_daily if daily is None else daily,
+            weekly=settings.backup_keep_weekly if weekly is None else weekly,
+            monthly=settings.backup_keep_monthly if monthly is None else monthly,
+        )
+        plan = store.prune_backups(
+            settings.backup_dir, policy, now=datetime.datetime.now(datetime.UTC), dry_run=dry_run
+        )
     for kept in plan.keep:
         typer.echo(f"keep   {kept.id}  ({', '.join(plan.reasons[kept.id])})")
     for gone in plan.delete:
-        typer.echo(f"{'would delete' if dry_run else 'delete'} {gone.id}")
-        if not dry_run:
-            store.delete_backup(settings.backup_dir, gone.id)
+        typer.echo(f"{'would delete' if dry_run else 'deleted'} {gone.id}")
     verb = "would delete" if dry_run else "deleted"
     typer.echo(f"{len(plan.keep)} kept ({policy}), {len(plan.delete)} {verb}.")
+
+
+class _Bar:
+    """A rich progress bar that appears only once a step has taken more than a second."""
+
+    DELAY = 1.0
+
+    def __init__(self) -> None:
+        self._bar = RichProgress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self._task: TaskID | None = None
+        self._timer = threading.Timer(self.DELAY, self._show)
+        self._timer.daemon = True
+        self._shown = False
+        self._lock = threading.Lock()
+
+    def phase(self, description: str, total: int | None = None) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, visible=False)
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, amount: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, amount)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def _show(self) -> None:
+        with self._lock:
+            if not self._shown:
+                self._shown = True
+                self._bar.start()
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self._shown:
+                self._bar.stop()
+            self._shown = True  # a late timer must not start it now
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[_Bar]:
+    bar = _Bar()
+    bar.start()
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def _size(size: int) -> str:

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from botops.cli._common import EnvFile, exit_with, load_settings_or_exit
 from botops.cli.codes import ExitCode
+from botops.instance import find_running_instance
 from botops.settings import ENV_FILE, Settings
 
 __all__ = ["health"]
@@ -67,6 +68,9 @@ def health(
 
 def _default_url(settings: Settings) -> str:
     if settings.http_port == 0:
+        running = find_running_instance(settings)
+        if running is not None and running.control_url is not None:
+            return running.control_url  # it published the port it took
         exit_with(
             "error: HTTP_PORT is 0 (the bot takes a free port each start): pass --url with the address "
             "its log announced",
@@ -152,7 +156,23 @@ def _table(base: str, status: dict[str, Any]) -> Table:
     if failed:
         shown += f", [red]{len(failed)} failed: {_escape(', '.join(failed))}[/]"
     table.add_row("extensions", shown)
+    table.add_row("backup", _backup_row(status.get("backup") or {}))
     return table
+
+
+def _backup_row(backup: dict[str, Any]) -> str:
+    newest = backup.get("newest")
+    if not newest:
+        shown = "[yellow]none in BACKUP_DIR[/]"
+    else:
+        age = datetime.timedelta(seconds=int(newest.get("age_seconds", 0)))
+        checked = "verified" if newest.get("verified") else "[yellow]not verified[/]"
+        shown = (
+            f"{_escape(str(newest.get('id')))}, {age} ago ({_escape(str(newest.get('reason')))}), {checked}"
+        )
+    if backup.get("next_scheduled"):
+        shown += f"; next {backup['next_scheduled']}"
+    return shown
 
 
 def _escape(text: str) -> str:

@@ -8,8 +8,12 @@
   ``botops health`` prints it.
 * ``/metrics`` is the Prometheus exposition of :attr:`Bot.metrics`.
 
-It listens on ``HTTP_HOST:HTTP_PORT`` (127.0.0.1:8080 by default). With ``HTTP_TOKEN`` set, every path
-but ``/livez`` wants ``Authorization: Bearer <token>``. The server also runs the samplers the metrics
+The control routes (``POST /control/flush`` writes the batched rows now, ``POST /control/stop`` closes the
+bot) answer only requests from loopback that carry the control token the bot made at start and published
+in ``STATE_DIR/bot.json`` (see :mod:`botops.instance`); ``HTTP_TOKEN`` does not open them.
+
+It listens on ``HTTP_HOST:HTTP_PORT`` (127.0.0.1:8080 by default). With ``HTTP_TOKEN`` set, every other
+path but ``/livez`` wants ``Authorization: Bearer <token>``. The server also runs the samplers the metrics
 need: event-loop lag twice a second, the database size once a minute.
 """
 
@@ -30,6 +34,7 @@ from aiohttp import web
 from botops.bot.health import DATABASE_TIMEOUT, HealthReport, collect_health
 from botops.db.engine import connect, database_size
 from botops.errors import ConfigurationError
+from botops.instance import CONTROL_PREFIX
 
 if TYPE_CHECKING:
     from botops.bot.core import Bot
@@ -71,28 +76,52 @@ def status_document(report: HealthReport) -> dict[str, Any]:
         "extensions": {"loaded": report.extensions, "failed": report.failed_extensions},
         "errors_last_hour": report.errors_last_hour,
         "memory_bytes": report.memory_bytes,
+        "backup": _backup_document(report),
+    }
+
+
+def _backup_document(report: HealthReport) -> dict[str, Any]:
+    newest = report.newest_backup
+    return {
+        "newest": None
+        if newest is None
+        else {
+            "id": newest.id,
+            "created_at": newest.created_at.isoformat(),
+            "age_seconds": round(newest.age_seconds()),
+            "reason": newest.reason,
+            "size_bytes": newest.compressed_size,
+            "duration_seconds": newest.duration_seconds,
+            "verified": newest.verified,
+        },
+        "next_scheduled": report.next_backup_at.isoformat() if report.next_backup_at else None,
     }
 
 
 class ObservabilityServer:
     """The bot's HTTP server and the metric samplers; :meth:`start` it, then :meth:`stop` it."""
 
-    def __init__(self, bot: Bot, settings: Settings) -> None:
+    def __init__(self, bot: Bot, settings: Settings, *, control_token: str | None = None) -> None:
         self.bot = bot
         self.host = settings.http_host
         self.port = settings.http_port
         self._token = settings.http_token.get_secret_value() if settings.http_token else None
+        self._control_token = control_token
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: asyncio.Task[None] | None = None  # a /control/stop's close, awaited, never cancelled
         self.url: str | None = None
 
     def application(self) -> web.Application:
-        """Return the aiohttp application with the four routes."""
+        """Return the aiohttp application with the four routes, and the control routes with a token."""
         app = web.Application(middlewares=[self._authorize])
         app.router.add_get("/livez", self._livez)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/status", self._status)
         app.router.add_get("/metrics", self._metrics)
+        if self._control_token is not None:
+            app.router.add_post(f"{CONTROL_PREFIX}flush", self._flush)
+            app.router.add_post(f"{CONTROL_PREFIX}stop", self._stop)
         return app
 
     async def start(self) -> None:
@@ -125,6 +154,8 @@ class ObservabilityServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._closing is not None:
+            await asyncio.shield(self._closing)  # the close it started flushes the writers: let it end
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -148,17 +179,28 @@ class ObservabilityServer:
         response.headers["Content-Type"] = content_type
         return response
 
+    async def _flush(self, _request: web.Request) -> web.Response:
+        rows = await self.bot.flush_writers()
+        log.info("flushed %d pending rows on request (control)", rows)
+        return web.json_response({"rows": rows})
+
+    async def _stop(self, _request: web.Request) -> web.Response:
+        log.warning("closing the bot on request (control)")
+        if self._closing is None and not self.bot.is_closed():
+            self._closing = asyncio.create_task(self.bot.close(), name="botops-control-stop")
+        return web.json_response({"stopping": True})
+
     @web.middleware
     async def _authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token is not None and request.path != "/livez":
-            given = request.headers.get("Authorization", "")
-            scheme, _, token = given.partition(" ")
-            if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), self._token.encode()):
-                return web.json_response(
-                    {"error": "this path needs Authorization: Bearer <HTTP_TOKEN>"},
-                    status=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="botops"'},
+        if request.path.startswith(CONTROL_PREFIX):
+            if request.remote not in _LOOPBACK:
+                return web.json_response({"error": "control routes answer only to this machine"}, status=403)
+            if not _bearer_matches(request, self._control_token):
+                return _unauthorized(
+                    "this path needs Authorization: Bearer <the token in STATE_DIR/bot.json>"
                 )
+        elif request.path != "/livez" and not _bearer_matches(request, self._token):
+            return _unauthorized("this path needs Authorization: Bearer <HTTP_TOKEN>")
         try:
             return await handler(request)
         except web.HTTPException:
@@ -198,8 +240,11 @@ class ObservabilityServer:
 
 
 @contextlib.asynccontextmanager
-async def serve_observability(bot: Bot, settings: Settings) -> AsyncIterator[ObservabilityServer | None]:
-    """Run the HTTP server for the block (nothing when ``HTTP_ENABLED`` is off).
+async def serve_observability(
+    bot: Bot, settings: Settings, *, control_token: str | None = None
+) -> AsyncIterator[ObservabilityServer | None]:
+    """Run the HTTP server for the block (nothing when ``HTTP_ENABLED`` is off); with the control routes
+    when ``control_token`` is given.
 
     Raises:
         ConfigurationError: the address is in use or cannot be bound.
@@ -208,12 +253,29 @@ async def serve_observability(bot: Bot, settings: Settings) -> AsyncIterator[Obs
         log.info("the HTTP server is off (HTTP_ENABLED=false): no /livez, /readyz, /status or /metrics")
         yield None
         return
-    server = ObservabilityServer(bot, settings)
+    server = ObservabilityServer(bot, settings, control_token=control_token)
     await server.start()
     try:
         yield server
     finally:
         await server.stop()
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+
+def _bearer_matches(request: web.Request, expected: str | None) -> bool:
+    """Return whether ``request`` carries ``expected`` as its bearer token (anything, when it is None)."""
+    if expected is None:
+        return True
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(token.encode(), expected.encode())
+
+
+def _unauthorized(message: str) -> web.Response:
+    return web.json_response(
+        {"error": message}, status=401, headers={"WWW-Authenticate": 'Bearer realm="botops"'}
+    )
 
 
 def _url_host(host: str) -> str:

@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from botops.sandbox import DemoWorld, Member, Message, Sandbox, build_demo_world
@@ -173,6 +173,8 @@ class RunningBot:
     folder: Path
     log_dir: Path
     bot: BotProcess
+    #: The environment the bot runs with; ``botops`` commands run with it reach this bot.
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def owner(self) -> Member:
@@ -212,6 +214,23 @@ class RunningBot:
     async def slash_final_text(self, name: str, member: Member, *, options: Mapping[str, object]) -> str:
         """Invoke ``/name`` in #general and return its final (possibly deferred) answer's content."""
         return (await self.slash_final(name, member, options=options)).content
+
+    async def cli(self, *arguments: str, timeout: float = 60.0) -> tuple[int, str]:
+        """Run ``botops <arguments>`` in the bot's folder with its environment; return exit code, output."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "botops",
+            *arguments,
+            cwd=self.folder,
+            env=dict(self.environment),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        assert process.returncode is not None
+        return process.returncode, output.decode("utf-8", errors="replace")
 
     def logs(self) -> dict[str, str]:
         """Return every log file's text, by path relative to LOG_DIR."""
@@ -293,7 +312,7 @@ async def running_bot(
     async with Sandbox(world=demo.world) as sandbox:
         environment = bot_environment(sandbox, demo, folder, log_dir, extra or {})
         bot = await spawn_bot(folder, environment, name=name)
-        running = RunningBot(sandbox, demo, folder, log_dir, bot)
+        running = RunningBot(sandbox, demo, folder, log_dir, bot, environment)
         try:
             await _wait_until_started(running)
             yield running

@@ -20,7 +20,7 @@ _ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A migrated SQLite database with rows, as DATABASE_URL, in an empty folder; no bot is asked."""
     monkeypatch.chdir(tmp_path)
-    for variable in ("ENVIRONMENT", "DATABASE_URL", "BACKUP_DIR", "HTTP_PORT", "HTTP_HOST"):
+    for variable in ("ENVIRONMENT", "DATABASE_URL", "BACKUP_DIR", "HTTP_PORT", "HTTP_HOST", "STATE_DIR"):
         monkeypatch.delenv(variable, raising=False)
     database = make_database(tmp_path / "data" / "bot.db")
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{database}")
@@ -196,3 +196,30 @@ def test_prune_with_a_policy_that_keeps_nothing_is_a_usage_error_and_deletes_not
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "keep at least 1 daily, weekly or monthly backup" in result.output
     assert sorted(path.name for path in (tmp_path / "backups").iterdir()) == files
+
+
+def test_create_verify_marks_the_new_backup_verified(database: Path, tmp_path: Path) -> None:
+    result = _backup("create", "--verify")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert (tmp_path / "backups" / f"{_created_id(result)}.verified").is_file()
+
+
+def test_prune_without_options_follows_the_backup_keep_settings(
+    database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = _created_id(_backup("create", "--verify"))
+    newer = _created_id(_backup("create", "--verify"))
+    for variable, value in (
+        ("BACKUP_KEEP_DAILY", "1"),
+        ("BACKUP_KEEP_WEEKLY", "0"),
+        ("BACKUP_KEEP_MONTHLY", "0"),
+    ):
+        monkeypatch.setenv(variable, value)
+
+    result = _backup("prune", "--dry-run")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert f"would delete {older}" in result.output
+    assert f"keep   {newer}" in result.output
+    assert "(1 daily, 0 weekly, 0 monthly)" in result.output
