@@ -53,6 +53,7 @@ __all__ = [
     "list_backups",
     "load_manifest",
     "prune_backups",
+    "record_verification",
     "remove_quietly",
     "sqlite_path",
     "verify_backup",
@@ -221,7 +222,7 @@ async def verify_backup(backup_dir: Path, backup_id: str) -> Manifest:
     finally:
         remove_quietly(scratch)
     try:
-        await asyncio.to_thread(_record_verification, record)
+        await asyncio.to_thread(record_verification, backup_dir, backup_id)
     except OSError as error:  # the backup is sound; only `list` and retention will not know it
         log.warning("Backup %s verified, but %s cannot be written: %s", backup_id, record, error)
     log.info("Verified backup %s", backup_id)
@@ -348,7 +349,13 @@ def check_backup_into(backup_dir: Path, manifest: Manifest, target: Path) -> Non
         raise corrupt(f"its row counts differ from its manifest's in {', '.join(differing)}")
 
 
-def _record_verification(record: Path) -> None:
+def record_verification(backup_dir: Path, backup_id: str) -> None:
+    """Write ``<id>.verified`` with the time now: the backup passed every check.
+
+    Raises:
+        OSError: the record cannot be written.
+    """
+    record = backup_dir / f"{backup_id}{VERIFIED_SUFFIX}"
     temporary = _tmp(record)
     remove_quietly(temporary)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

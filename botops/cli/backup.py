@@ -25,6 +25,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
+from botops.backup import drill as drilling
 from botops.backup import restore as restoring
 from botops.backup import store
 from botops.backup.manifest import Manifest, Reason
@@ -195,6 +196,35 @@ def restore(
     saved = f"; the database before it is backup {result.safety_backup.id}" if result.safety_backup else ""
     typer.echo(f"Restored backup {result.restored.id}{saved}.")
     typer.echo(result.advice())
+
+
+@app.command()
+def drill(
+    backup_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="The backup to drill; the newest when left out.")
+    ] = None,
+    env_file: EnvFile = ENV_FILE,
+) -> None:
+    """Restore a backup (the newest) into a scratch place, verify it, upgrade it, report; run it weekly."""
+    settings = load_settings_or_exit(env_file)
+    with err_console.status("Drilling a restore..."):
+        report = run_logged(
+            settings,
+            "botops backup drill",
+            lambda: drilling.run_drill(settings.backup_dir, backup_id=backup_id),
+        )
+    manifest = report.backup
+    steps = ", ".join(f"{step} {took:.1f} s" for step, took in report.seconds.items())
+    schema = (
+        f"upgraded {report.revision_before or 'base'} -> {report.revision_after}"
+        if report.upgraded
+        else f"at {report.revision_after}, the code's head"
+    )
+    typer.echo(
+        f"Drill passed: backup {manifest.id} ({_age(report.age())} old, {manifest.reason}) restores, "
+        f"verifies and holds {sum(report.tables.values())} rows in {len(report.tables)} tables; "
+        f"schema {schema}. ({steps})"
+    )
 
 
 @app.command()

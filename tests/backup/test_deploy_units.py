@@ -17,6 +17,9 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SERVICE = DEPLOY / "systemd" / "botops-backup.service"
 TIMER = DEPLOY / "systemd" / "botops-backup.timer"
 WINDOWS_TASK = DEPLOY / "windows" / "botops-backup.xml"
+DRILL_SERVICE = DEPLOY / "systemd" / "botops-backup-drill.service"
+DRILL_TIMER = DEPLOY / "systemd" / "botops-backup-drill.timer"
+DRILL_WINDOWS_TASK = DEPLOY / "windows" / "botops-backup-drill.xml"
 
 
 def botops_arguments(command_line: str) -> list[list[str]]:
@@ -30,8 +33,8 @@ def botops_arguments(command_line: str) -> list[list[str]]:
     return calls
 
 
-def service_calls() -> list[list[str]]:
-    lines = SERVICE.read_text(encoding="utf-8").splitlines()
+def service_calls(service: Path = SERVICE) -> list[list[str]]:
+    lines = service.read_text(encoding="utf-8").splitlines()
     return [
         call
         for line in lines
@@ -40,18 +43,28 @@ def service_calls() -> list[list[str]]:
     ]
 
 
-def windows_calls() -> list[list[str]]:
-    text = WINDOWS_TASK.read_text(encoding="utf-8")
+def windows_calls(task: Path = WINDOWS_TASK) -> list[list[str]]:
+    text = task.read_text(encoding="utf-8")
     found = re.search(r"<Arguments>(.*)</Arguments>", text)
     assert found, "the task has no Arguments"
     arguments = found.group(1).replace("&amp;", "&").replace("\\", "/").removeprefix("/c ")
     return botops_arguments(arguments)
 
 
-@pytest.mark.parametrize("calls", [service_calls, windows_calls], ids=["systemd", "windows"])
-def test_every_scheduled_call_is_a_botops_command_with_options_it_accepts(calls: object) -> None:
-    found = calls()  # type: ignore[operator]
-    assert [call[:2] for call in found] == [["backup", "create"], ["backup", "prune"]]
+@pytest.mark.parametrize(
+    ("found", "commands"),
+    [
+        (service_calls(), [["backup", "create"], ["backup", "prune"]]),
+        (windows_calls(), [["backup", "create"], ["backup", "prune"]]),
+        (service_calls(DRILL_SERVICE), [["backup", "drill"]]),
+        (windows_calls(DRILL_WINDOWS_TASK), [["backup", "drill"]]),
+    ],
+    ids=["systemd", "windows", "systemd-drill", "windows-drill"],
+)
+def test_every_scheduled_call_is_a_botops_command_with_options_it_accepts(
+    found: list[list[str]], commands: list[list[str]]
+) -> None:
+    assert [call[:2] for call in found] == commands
     for call in found:
         # --help after the options: typer parses them first, so an unknown option fails here.
         result = CliRunner().invoke(app, [*call, "--help"])
@@ -65,14 +78,29 @@ def test_the_timer_runs_daily_at_three_and_catches_up_after_downtime() -> None:
     assert "Persistent=true" in timer
 
 
+def test_scheduled_backups_verify_themselves_so_pruning_can_delete_old_ones() -> None:
+    # Pruning never deletes while no backup has verified: an unverified series would grow forever.
+    for found in (service_calls(), windows_calls()):
+        assert "--verify" in found[0]
+
+
+def test_the_drill_runs_weekly_after_the_nightly_backup_and_catches_up() -> None:
+    timer = DRILL_TIMER.read_text(encoding="utf-8")
+
+    assert "OnCalendar=Sun *-*-* 04:00:00" in timer
+    assert "Persistent=true" in timer
+    assert "<DaysOfWeek>" in DRILL_WINDOWS_TASK.read_text(encoding="utf-8")
+
+
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
 
 @pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
-def test_systemd_reads_the_timers_calendar_expression() -> None:
+@pytest.mark.parametrize("expression", ["*-*-* 03:00:00", "Sun *-*-* 04:00:00"])
+def test_systemd_reads_the_timers_calendar_expression(expression: str) -> None:
     assert SYSTEMD_ANALYZE is not None
     completed = subprocess.run(  # noqa: S603 - fixed arguments, no shell
-        [SYSTEMD_ANALYZE, "calendar", "*-*-* 03:00:00"], capture_output=True, text=True, check=False
+        [SYSTEMD_ANALYZE, "calendar", expression], capture_output=True, text=True, check=False
     )
 
     assert completed.returncode == 0, completed.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from botops.cli import ExitCode, app
+from botops.db import migrate
+from botops.db.engine import create_engine_for_url
 from tests.backup.sqlite_databases import add_members, dump, make_database
 
 runner = CliRunner()
@@ -223,3 +226,70 @@ def test_prune_without_options_follows_the_backup_keep_settings(
     assert f"would delete {older}" in result.output
     assert f"keep   {newer}" in result.output
     assert "(1 daily, 0 weekly, 0 monthly)" in result.output
+
+
+# -- drill ------------------------------------------------------------------------------------------------
+
+
+def test_drill_restores_the_newest_backup_aside_and_leaves_the_database_alone(
+    database: Path, tmp_path: Path
+) -> None:
+    _backup("create")
+    newest = _created_id(_backup("create"))
+    before = database.read_bytes()
+
+    result = _backup("drill")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert f"Drill passed: backup {newest}" in result.output
+    assert "holds 201 rows in 5 tables" in result.output
+    assert "the code's head" in result.output
+    assert database.read_bytes() == before
+    backups = tmp_path / "backups"
+    assert (backups / f"{newest}.verified").is_file()  # a passed drill is a verification
+    assert not [path for path in backups.iterdir() if path.name.startswith(".drill")]
+
+
+def test_drill_upgrades_a_backup_taken_before_the_newest_migration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: Path
+) -> None:
+    older = tmp_path / "old" / "bot.db"
+    older.parent.mkdir()
+    previous = migrate.history()[1].id
+
+    async def at_previous_revision() -> None:
+        engine = create_engine_for_url(f"sqlite+aiosqlite:///{older}")
+        try:
+            await migrate.upgrade(engine, previous)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(at_previous_revision())
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{older}")
+    _backup("create")
+
+    result = _backup("drill")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert f"upgraded {previous} -> {migrate.head_revision()}" in result.output
+
+
+def test_drill_of_a_damaged_backup_exits_1_naming_the_check(database: Path, tmp_path: Path) -> None:
+    backup_id = _created_id(_backup("create"))
+    data = tmp_path / "backups" / f"{backup_id}.db.zst"
+    data.write_bytes(data.read_bytes()[:-10])
+
+    result = _backup("drill")
+
+    assert result.exit_code == ExitCode.FAILURE, result.output
+    assert f"backup {backup_id} cannot be trusted" in result.output
+    assert "Traceback" not in result.output
+    assert not [path for path in (tmp_path / "backups").iterdir() if path.name.startswith(".drill")]
+
+
+def test_drill_without_backups_says_how_to_make_one(database: Path) -> None:
+    result = _backup("drill")
+
+    assert result.exit_code == ExitCode.FAILURE, result.output
+    assert "no backups" in result.output
+    assert "botops backup create" in result.output

@@ -23,6 +23,8 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botops.backup.schedule import BackupSchedule
+from botops.backup.store import create_backup
 from botops.bot import Bot
 from botops.db import migrate
 from botops.db.engine import create_engine
@@ -113,11 +115,18 @@ async def _answer_429(_request: web.Request) -> web.Response:
 async def exposition(tmp_path: Path) -> str:
     """The /metrics text of a real, unconnected bot with the levels feature that saw a bit of everything."""
     settings = load_settings(
-        None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", log_dir=tmp_path / "logs"
+        None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        log_dir=tmp_path / "logs",
+        backup_dir=tmp_path / "backups",
+        backup_time="",
     )
     engine = create_engine(settings)
     await migrate.upgrade(engine)
+    await create_backup(settings, reason="manual", backup_dir=settings.backup_dir)
     bot = Bot(settings, engine, builtin_extensions=())
+    backups = BackupSchedule(bot, settings)
+    await backups.start()  # the newest backup's gauges
     try:
         await bot.load_extension("botops.cogs.levels")  # a feature's own counters
         bot.record_command(CommandUse("ping", "slash", "success", None, 0.02))
@@ -140,6 +149,7 @@ async def exposition(tmp_path: Path) -> str:
             assert response.status == 429
         return bot.metrics.exposition()[0].decode()
     finally:
+        await backups.stop()
         await bot.close()
         await engine.dispose()
 
