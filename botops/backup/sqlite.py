@@ -169,7 +169,9 @@ def compress_file(source: Path, target: Path, *, on_read: Callable[[int], None] 
         OSError: a file cannot be read or written (``target`` existing already included).
     """
     raw_size = source.stat().st_size
-    compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, threads=_ZSTD_THREADS)
+    # The frame checksum (xxHash64 of the content) catches damage the SHA-256 cannot: a manifest rewritten
+    # to match a damaged file, or damage after a verification.
+    compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, threads=_ZSTD_THREADS, write_checksum=True)
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle, open(source, "rb") as raw:
         writer = _HashingWriter(handle)

@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -180,7 +181,9 @@ async def create_backup(
         raise
     except (OSError, sqlite3.Error, zstandard.ZstdError) as error:
         remove_quietly(raw, data_tmp, manifest_tmp, *renamed)
-        raise BackupFailed(f"backing up {database} into {backup_dir}: {error}") from error
+        raise BackupFailed(
+            f"backing up {database} into {backup_dir}: {error}{_space_hint(backup_dir)}"
+        ) from error
     except BaseException:  # cancelled or interrupted: still leave nothing half-made behind
         remove_quietly(raw, data_tmp, manifest_tmp, *renamed)
         raise
@@ -372,6 +375,17 @@ def _read_verification(record: Path) -> datetime.datetime | None:
     except (OSError, ValueError):
         return None
     return verified_at if verified_at.tzinfo is not None else None
+
+
+def _space_hint(backup_dir: Path) -> str:
+    """Say how much room the backup folder's disk has: a full disk is the usual cause of a failed write."""
+    try:
+        free = shutil.disk_usage(backup_dir).free
+    except OSError:
+        return ""
+    return (
+        f" ({free / 2**20:.0f} MiB free on the disk of {backup_dir}; a backup needs about twice the database)"
+    )
 
 
 def _prepare_folder(backup_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import http.server
 import random
@@ -24,6 +25,7 @@ import zstandard
 from botops.backup import restore as restoring
 from botops.backup import store
 from botops.backup.manifest import Manifest, read_manifest
+from botops.backup.retention import RetentionPolicy
 from botops.db import migrate
 from botops.errors import BackupCorrupt, BackupFailed, BackupNotFound, RestoreRefused
 from tests.backup.sqlite_databases import add_members, dump, make_database, settings_for
@@ -45,6 +47,10 @@ def _backup(database: Path, backup_dir: Path) -> Manifest:
     return _run(
         store.create_backup(settings_for(database, backup_dir), reason="manual", backup_dir=backup_dir)
     )
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -178,12 +184,19 @@ def test_a_full_disk_fails_the_backup_loudly_and_leaves_earlier_backups_alone(
 ) -> None:
     database = make_database(tmp_path / "data" / "bot.db", members=5000)
     earlier = _backup(database, backup_dir)
+    _run(store.verify_backup(backup_dir, earlier.id))
     before = {p.name: p.read_bytes() for p in backup_dir.iterdir()}
+    plan_before = store.prune_backups(backup_dir, RetentionPolicy(), now=_now(), dry_run=True)
 
-    with _file_size_limit(database.stat().st_size // 2), pytest.raises(BackupFailed):
+    with (
+        _file_size_limit(database.stat().st_size // 2),
+        pytest.raises(BackupFailed, match=r"disk I/O error .*MiB free on the disk of"),
+    ):
         _backup(database, backup_dir)
 
-    assert {p.name: p.read_bytes() for p in backup_dir.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in backup_dir.iterdir()} == before  # no file under a backup's name
+    assert store.list_backups(backup_dir)[0].verified
+    assert store.prune_backups(backup_dir, RetentionPolicy(), now=_now(), dry_run=True) == plan_before
     assert _run(store.verify_backup(backup_dir, earlier.id)) == earlier
 
 
@@ -465,3 +478,40 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+# -- damage: 200 random byte flips and truncations -------------------------------------------------------
+
+
+def test_two_hundred_random_flips_and_truncations_are_each_refused_by_verify_and_by_restore(
+    database: Path, backup_dir: Path
+) -> None:
+    manifest = _backup(database, backup_dir)
+    data = _data(backup_dir, manifest)
+    original = data.read_bytes()
+    manifest_text = (backup_dir / f"{manifest.id}.json").read_text(encoding="utf-8")
+    settings = settings_for(database, backup_dir)
+    database_before = database.read_bytes()
+    chooser = random.Random(200)
+
+    for attempt in range(200):
+        damaged = bytearray(original)
+        if attempt % 2:
+            offset = chooser.randrange(len(damaged))
+            damaged[offset] ^= chooser.randrange(1, 256)
+        else:
+            del damaged[chooser.randrange(len(damaged)) :]
+        data.write_bytes(bytes(damaged))
+        (backup_dir / f"{manifest.id}.json").write_text(manifest_text, encoding="utf-8")
+        if attempt % 4 >= 2:  # half of each kind with a manifest that agrees with the damaged file
+            _rewrite_manifest_to_match(backup_dir, manifest)
+
+        with pytest.raises(BackupCorrupt):
+            _run(store.verify_backup(backup_dir, manifest.id))
+        with pytest.raises(BackupCorrupt):
+            _run(restoring.restore_backup(settings, manifest.id, backup_dir=backup_dir))
+        assert database.read_bytes() == database_before, f"attempt {attempt} changed the database"
+
+    assert sorted(path.name for path in backup_dir.iterdir()) == sorted([data.name, f"{manifest.id}.json"]), (
+        "a refused restore took a safety backup or left a file"
+    )
