@@ -19,11 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from botops.backup import postgres
 from botops.backup import sqlite as sqlite_files
 from botops.backup.manifest import Manifest
 from botops.backup.store import (
     TMP_SUFFIX,
     check_backup_into,
+    database_kind,
     list_backups,
     load_manifest,
     record_verification,
@@ -31,6 +33,7 @@ from botops.backup.store import (
 from botops.db import migrate
 from botops.db.engine import create_engine_for_url
 from botops.errors import BackupCorrupt, BackupError, BotopsError
+from botops.settings import Settings
 
 __all__ = ["DrillReport", "run_drill"]
 
@@ -56,10 +59,11 @@ class DrillReport:
         return self.revision_before != self.revision_after
 
 
-async def run_drill(backup_dir: Path, *, backup_id: str | None = None) -> DrillReport:
+async def run_drill(settings: Settings, *, backup_dir: Path, backup_id: str | None = None) -> DrillReport:
     """Restore backup ``backup_id`` (the newest when ``None``) into a scratch place and upgrade it.
 
-    Passing marks the backup verified, as ``verify`` does.
+    Passing marks the backup verified, as ``verify`` does. A PostgreSQL backup is restored into a
+    temporary database on DATABASE_URL's server, which the connecting role must be allowed to create.
 
     Raises:
         BackupNotFound: there is no backup of that id.
@@ -71,6 +75,8 @@ async def run_drill(backup_dir: Path, *, backup_id: str | None = None) -> DrillR
     await asyncio.to_thread(shutil.rmtree, scratch, True)
     try:
         scratch.mkdir(mode=0o700, parents=True)
+        if manifest.database == "postgresql":
+            return await _drill_postgres(settings, backup_dir, manifest, scratch / "archive")
         return await _drill_sqlite(backup_dir, manifest, scratch / "bot.db")
     except OSError as error:
         raise BackupError(f"the drill of backup {manifest.id} cannot use {scratch}: {error}") from error
@@ -90,6 +96,43 @@ def _choose(backup_dir: Path, backup_id: str | None) -> Manifest:
     return load_manifest(backup_dir, newest.id)
 
 
+async def _upgrade(manifest: Manifest, url: str) -> migrate.MigrationResult:
+    engine = create_engine_for_url(url)
+    try:
+        return await migrate.upgrade(engine)
+    except BotopsError as error:
+        raise BackupError(f"backup {manifest.id} restores, but does not upgrade: {error}") from error
+    finally:
+        await engine.dispose()
+
+
+async def _drill_postgres(
+    settings: Settings, backup_dir: Path, manifest: Manifest, archive: Path
+) -> DrillReport:
+    url = settings.database_url.get_secret_value()
+    if database_kind(settings) != "postgresql":
+        raise BackupError(
+            f"backup {manifest.id} is of a PostgreSQL database: drill it with DATABASE_URL naming a "
+            "PostgreSQL server, where the drill makes its scratch database"
+        )
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    await asyncio.to_thread(check_backup_into, backup_dir, manifest, archive)
+    seconds["verify"] = time.monotonic() - started
+    await asyncio.to_thread(record_verification, backup_dir, manifest.id)
+    async with postgres.scratch_database(url) as scratch_url:
+        started = time.monotonic()
+        await postgres.restore_archive(scratch_url, archive, expected_tables=manifest.tables)
+        seconds["restore"] = time.monotonic() - started
+        started = time.monotonic()
+        result = await _upgrade(manifest, scratch_url)
+        seconds["upgrade"] = time.monotonic() - started
+        started = time.monotonic()
+        tables = await postgres.count_rows(scratch_url)
+        seconds["check"] = time.monotonic() - started
+    return _passed(DrillReport(manifest, result.before, result.after, tables, seconds))
+
+
 async def _drill_sqlite(backup_dir: Path, manifest: Manifest, copy: Path) -> DrillReport:
     seconds: dict[str, float] = {}
     started = time.monotonic()
@@ -98,13 +141,7 @@ async def _drill_sqlite(backup_dir: Path, manifest: Manifest, copy: Path) -> Dri
     await asyncio.to_thread(record_verification, backup_dir, manifest.id)
 
     started = time.monotonic()
-    engine = create_engine_for_url(f"sqlite+aiosqlite:///{copy}")
-    try:
-        result = await migrate.upgrade(engine)
-    except BotopsError as error:
-        raise BackupError(f"backup {manifest.id} restores, but does not upgrade: {error}") from error
-    finally:
-        await engine.dispose()
+    result = await _upgrade(manifest, f"sqlite+aiosqlite:///{copy}")
     seconds["upgrade"] = time.monotonic() - started
 
     started = time.monotonic()
@@ -118,13 +155,16 @@ async def _drill_sqlite(backup_dir: Path, manifest: Manifest, copy: Path) -> Dri
             manifest.id, f"after the upgrade, its tables cannot be counted ({error})"
         ) from error
     seconds["check"] = time.monotonic() - started
-    report = DrillReport(manifest, result.before, result.after, tables, seconds)
+    return _passed(DrillReport(manifest, result.before, result.after, tables, seconds))
+
+
+def _passed(report: DrillReport) -> DrillReport:
     log.info(
         "Drill of backup %s passed: schema %s -> %s, %d rows, %.1f s",
-        manifest.id,
-        result.before,
-        result.after,
-        sum(tables.values()),
-        sum(seconds.values()),
+        report.backup.id,
+        report.revision_before,
+        report.revision_after,
+        sum(report.tables.values()),
+        sum(report.seconds.values()),
     )
     return report

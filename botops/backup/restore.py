@@ -1,9 +1,11 @@
-"""Restore the SQLite database from a backup: verify, refuse while the bot runs, save, swap atomically.
+"""Restore the database from a backup: verify, refuse while the bot runs, save, then replace in one step.
 
-Nothing is changed until the backup verified completely, no bot answers ``/livez`` and a safety backup
-of the current database exists (reason ``pre-restore``). The new file is decompressed next to the
-database, flushed, and renamed over it; stale ``-wal``/``-shm`` files go first, since SQLite would apply
-an old ``-wal`` to the new file and corrupt it.
+Nothing is changed until the backup verified completely, no bot runs (its lock) or answers ``/livez``,
+and a safety backup of the current database exists (reason ``pre-restore``). For SQLite the new file is
+decompressed next to the database, flushed, and renamed over it; stale ``-wal``/``-shm`` files go first,
+since SQLite would apply an old ``-wal`` to the new file and corrupt it. For PostgreSQL the archive is
+restored in one transaction that drops what was there first and checks the row counts before it
+commits, so a failure leaves the database as it was.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from botops.backup import postgres
 from botops.backup import sqlite as sqlite_files
 from botops.backup.manifest import Manifest
 from botops.backup.store import (
     TMP_SUFFIX,
     check_backup_into,
     create_backup,
+    database_kind,
     fsync_folder,
     load_manifest,
     remove_quietly,
@@ -29,6 +33,7 @@ from botops.backup.store import (
 from botops.db.migrate import head_revision, history
 from botops.errors import BackupError, BackupFailed, RestoreRefused
 from botops.instance import ControlFailed, RunningInstance, control, find_running_instance
+from botops.redaction import masked_url
 from botops.settings import Settings
 
 __all__ = ["RestoreResult", "bot_answers", "restore_backup"]
@@ -69,7 +74,7 @@ STOP_TIMEOUT = 30.0
 async def restore_backup(
     settings: Settings, backup_id: str, *, backup_dir: Path, stop_bot: bool = False
 ) -> RestoreResult:
-    """Replace the SQLite database with backup ``backup_id`` after verifying it and saving the current one.
+    """Replace the database with backup ``backup_id`` after verifying it and saving the current one.
 
     A running bot (its lock held, or its ``/livez`` answering) makes the restore refuse, unless
     ``stop_bot``: then the backup is verified first, and only then is the bot asked to stop (and waited
@@ -77,14 +82,16 @@ async def restore_backup(
 
     Raises:
         RestoreRefused: the bot is running (and ``stop_bot`` is off, or it cannot be stopped), or the
-            database is not SQLite.
+            backup is of another kind of database than DATABASE_URL's.
         BackupNotFound, BackupCorrupt: the backup is missing or fails verification.
         BackupFailed: the safety backup of the current database failed.
         All of these leave the database untouched.
-        BackupError: a file could not be written or replaced (the safety backup is named, if taken).
+        BackupError: the new content could not be put in place (a PostgreSQL restore that fails changes
+            nothing; for SQLite, the safety backup is named, if taken).
     """
     try:
-        database = sqlite_path(settings)
+        kind = database_kind(settings)
+        database = sqlite_path(settings) if kind == "sqlite" else None
     except BackupFailed as error:
         raise RestoreRefused(error.reason) from None
     running = await asyncio.to_thread(find_running_instance, settings)
@@ -97,6 +104,13 @@ async def restore_backup(
             "the restore again"
         )
     manifest = load_manifest(backup_dir, backup_id)
+    if manifest.database != kind:
+        raise RestoreRefused(
+            f"backup {backup_id} is of a {manifest.database} database and DATABASE_URL is {kind}: "
+            "restore it with the settings it was made with"
+        )
+    if database is None:
+        return await _restore_postgres(settings, manifest, backup_dir, running)
     incoming = database.with_name(f".{database.name}.restore-{backup_id}{TMP_SUFFIX}")
     safety: Manifest | None = None
     try:
@@ -115,15 +129,36 @@ async def restore_backup(
         saved = f"; the database before it is backup {safety.id}" if safety else ""
         raise BackupError(f"restoring backup {backup_id} into {database} failed: {error}{saved}") from error
     revision = await asyncio.to_thread(sqlite_files.read_revision, database)
-    result = RestoreResult(manifest, safety, revision, head_revision())
+    return _restored(manifest, safety, revision, str(database))
+
+
+async def _restore_postgres(
+    settings: Settings, manifest: Manifest, backup_dir: Path, running: RunningInstance | None
+) -> RestoreResult:
+    url = settings.database_url.get_secret_value()
+    incoming = backup_dir / f".restore-{manifest.id}{TMP_SUFFIX}"
+    remove_quietly(incoming)
+    try:
+        await asyncio.to_thread(check_backup_into, backup_dir, manifest, incoming)
+        if running is not None:
+            await _stop(running, settings)
+        safety = await create_backup(settings, reason="pre-restore", backup_dir=backup_dir)
+        # One transaction: the row counts are compared with the manifest's before it commits.
+        await postgres.restore_archive(url, incoming, expected_tables=manifest.tables)
+    finally:
+        remove_quietly(incoming)
+    return _restored(manifest, safety, manifest.schema_revision, masked_url(url))
+
+
+def _restored(manifest: Manifest, safety: Manifest | None, revision: str | None, where: str) -> RestoreResult:
     log.warning(
         "Restored %s from backup %s (safety backup %s); schema at %s",
-        database,
-        backup_id,
+        where,
+        manifest.id,
         safety.id if safety else "none",
         revision,
     )
-    return result
+    return RestoreResult(manifest, safety, revision, head_revision())
 
 
 def bot_answers(settings: Settings, *, timeout: float = 1.0) -> str | None:

@@ -1,6 +1,7 @@
-"""Back up, verify and list backups of the SQLite database, as files in BACKUP_DIR.
+"""Back up, verify and list backups of the database (SQLite or PostgreSQL), as files in BACKUP_DIR.
 
-A backup ``<id>`` is ``<id>.db.zst`` (the database, zstandard-compressed) and ``<id>.json`` (its
+A backup ``<id>`` is its data, zstandard-compressed (``<id>.db.zst``, the SQLite file, or
+``<id>.pgdump.zst``, a ``pg_dump -Fc`` archive), and ``<id>.json`` (its
 :class:`~botops.backup.manifest.Manifest`). Both are written under ``.tmp`` names and renamed only
 after the copy passed its integrity check and both were flushed to disk, data first: a backup exists
 when its manifest does, and a failure leaves no file under a backup's name. Folder 0700, files 0600.
@@ -27,9 +28,11 @@ import zstandard
 from sqlalchemy.engine import make_url
 
 from botops import __version__
+from botops.backup import postgres
 from botops.backup import sqlite as sqlite_files
 from botops.backup.manifest import (
     BACKUP_ID_RE,
+    DatabaseKind,
     Manifest,
     Reason,
     new_backup_id,
@@ -38,18 +41,22 @@ from botops.backup.manifest import (
 )
 from botops.backup.retention import RetentionPlan, RetentionPolicy, plan_retention
 from botops.errors import BackupCorrupt, BackupError, BackupFailed, BackupNotFound
+from botops.redaction import masked_url
 from botops.settings import Settings
 from botops.version import git_commit
 
 __all__ = [
     "DATA_SUFFIX",
     "MANIFEST_SUFFIX",
+    "PG_DATA_SUFFIX",
     "TMP_SUFFIX",
     "VERIFIED_SUFFIX",
     "ListedBackup",
     "Progress",
     "check_backup_into",
     "create_backup",
+    "data_path",
+    "database_kind",
     "fsync_folder",
     "list_backups",
     "load_manifest",
@@ -63,6 +70,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DATA_SUFFIX = ".db.zst"
+PG_DATA_SUFFIX = ".pgdump.zst"
+_DATA_SUFFIXES: dict[DatabaseKind, str] = {"sqlite": DATA_SUFFIX, "postgresql": PG_DATA_SUFFIX}
 MANIFEST_SUFFIX = ".json"
 #: Written after a backup passed :func:`verify_backup`; holds the time, removed when a verification fails.
 VERIFIED_SUFFIX = ".verified"
@@ -97,78 +106,96 @@ class Progress(Protocol):
         """``amount`` more bytes of the current step are done."""
 
 
+def database_kind(settings: Settings) -> DatabaseKind:
+    """Return which kind of database ``settings.database_url`` names.
+
+    Raises:
+        BackupFailed: it is neither SQLite nor PostgreSQL.
+    """
+    backend = make_url(settings.database_url.get_secret_value()).get_backend_name()
+    if backend == "sqlite":
+        return "sqlite"
+    if backend == "postgresql":
+        return "postgresql"
+    raise BackupFailed(f"DATABASE_URL is {backend}; botops backs up SQLite and PostgreSQL")
+
+
 def sqlite_path(settings: Settings) -> Path:
     """Return the file of the SQLite database that ``settings.database_url`` names.
 
     Raises:
-        BackupFailed: the database is PostgreSQL or in memory (not handled here yet).
+        BackupFailed: the database is not SQLite, or in memory.
     """
     url = make_url(settings.database_url.get_secret_value())
     if url.get_backend_name() != "sqlite":
-        raise BackupFailed(
-            f"DATABASE_URL is {url.get_backend_name()}; botops backs up SQLite only so far "
-            "(use pg_dump -Fc for PostgreSQL)"
-        )
+        raise BackupFailed(f"DATABASE_URL is {url.get_backend_name()}, not a SQLite file")
     database = url.database or ""
     if not database or database == ":memory:" or database.startswith("file:"):
         raise BackupFailed("DATABASE_URL names an in-memory SQLite database, which has no file to back up")
     return Path(database)
 
 
+def data_path(backup_dir: Path, manifest: Manifest) -> Path:
+    """Return the data file of the backup of ``manifest``."""
+    return backup_dir / f"{manifest.id}{_DATA_SUFFIXES[manifest.database]}"
+
+
+@dataclass(frozen=True)
+class _Made:
+    """What making the data file found: sizes, checksum, rows per table, schema revision."""
+
+    raw_size: int
+    compressed_size: int
+    sha256: str
+    tables: dict[str, int]
+    revision: str | None
+
+
 async def create_backup(
     settings: Settings, *, reason: Reason, backup_dir: Path, progress: Progress | None = None
 ) -> Manifest:
-    """Back up the SQLite database into ``backup_dir``; return the new backup's manifest.
+    """Back up the database into ``backup_dir``; return the new backup's manifest.
 
     The blocking work runs in worker threads, so an event loop stays free.
 
     Raises:
-        BackupFailed: the database is missing or not SQLite, or a step failed; no file is left behind.
+        BackupFailed: the database is missing, of another kind, or a step failed; no file is left behind.
     """
-    database = sqlite_path(settings)
-    if not database.is_file():
-        raise BackupFailed(f"there is no database at {database} (DATABASE_URL)")
+    kind = database_kind(settings)
+    url = settings.database_url.get_secret_value()
+    if kind == "sqlite":
+        database = sqlite_path(settings)
+        if not database.is_file():
+            raise BackupFailed(f"there is no database at {database} (DATABASE_URL)")
+        where = str(database)
+    else:
+        where = masked_url(url)
     _prepare_folder(backup_dir)
     started = time.monotonic()
     created_at = datetime.datetime.now(datetime.UTC)  # to the µs: two in a second stay ordered
     backup_id = new_backup_id(created_at)
-    raw = backup_dir / f"{backup_id}.db{TMP_SUFFIX}"
-    data, manifest_path = _data_path(backup_dir, backup_id), _manifest_path(backup_dir, backup_id)
+    raw = backup_dir / f"{backup_id}.raw{TMP_SUFFIX}"
+    data = backup_dir / f"{backup_id}{_DATA_SUFFIXES[kind]}"
+    manifest_path = _manifest_path(backup_dir, backup_id)
     data_tmp, manifest_tmp = _tmp(data), _tmp(manifest_path)
     renamed: list[Path] = []
     try:
-        os.close(os.open(raw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        if progress is not None:
-            progress.phase(f"Copying {database.name} (online backup)")
-        await asyncio.to_thread(sqlite_files.online_copy, database, raw)
-        if progress is not None:
-            progress.phase("Compressing and checking the copy", raw.stat().st_size)
-        # The check and the compression both only read the copy: run them side by side on two cores.
-        problem, compressed = await asyncio.gather(
-            asyncio.to_thread(sqlite_files.integrity_problem, raw),
-            asyncio.to_thread(
-                sqlite_files.compress_file,
-                raw,
-                data_tmp,
-                on_read=progress.advance if progress is not None else None,
-            ),
-        )
-        if problem is not None:
-            raise BackupFailed(f"the copy of {database} {problem}")
-        tables = await asyncio.to_thread(sqlite_files.row_counts, raw)
-        revision = await asyncio.to_thread(sqlite_files.read_revision, raw)
+        if kind == "sqlite":
+            made = await _make_sqlite(database, raw, data_tmp, progress)
+        else:
+            made = await _make_postgres(url, raw, data_tmp, progress)
         manifest = Manifest(
             id=backup_id,
             created_at=created_at,
-            database="sqlite",
-            schema_revision=revision,
+            database=kind,
+            schema_revision=made.revision,
             git_commit=await asyncio.to_thread(git_commit),
             botops_version=__version__,
             reason=reason,
-            raw_size=compressed.raw_size,
-            compressed_size=compressed.compressed_size,
-            sha256=compressed.sha256,
-            tables=tables,
+            raw_size=made.raw_size,
+            compressed_size=made.compressed_size,
+            sha256=made.sha256,
+            tables=made.tables,
             duration_seconds=round(time.monotonic() - started, 3),
         )
         write_manifest(manifest, manifest_tmp)
@@ -179,10 +206,10 @@ async def create_backup(
     except BackupFailed:
         remove_quietly(raw, data_tmp, manifest_tmp, *renamed)
         raise
-    except (OSError, sqlite3.Error, zstandard.ZstdError) as error:
+    except (OSError, sqlite3.Error, zstandard.ZstdError, ValueError) as error:
         remove_quietly(raw, data_tmp, manifest_tmp, *renamed)
         raise BackupFailed(
-            f"backing up {database} into {backup_dir}: {error}{_space_hint(backup_dir)}"
+            f"backing up {where} into {backup_dir}: {error}{_space_hint(backup_dir)}"
         ) from error
     except BaseException:  # cancelled or interrupted: still leave nothing half-made behind
         remove_quietly(raw, data_tmp, manifest_tmp, *renamed)
@@ -190,13 +217,55 @@ async def create_backup(
     remove_quietly(raw)
     log.info(
         "Backed up %s as %s (%s, %d bytes, %d compressed)",
-        database,
+        where,
         backup_id,
         reason,
         manifest.raw_size,
         manifest.compressed_size,
     )
     return manifest
+
+
+async def _make_sqlite(database: Path, raw: Path, data_tmp: Path, progress: Progress | None) -> _Made:
+    """Copy the SQLite file online into ``raw``, then check it and compress it into ``data_tmp``."""
+    os.close(os.open(raw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    if progress is not None:
+        progress.phase(f"Copying {database.name} (online backup)")
+    await asyncio.to_thread(sqlite_files.online_copy, database, raw)
+    if progress is not None:
+        progress.phase("Compressing and checking the copy", (await asyncio.to_thread(raw.stat)).st_size)
+    # The check and the compression both only read the copy: run them side by side on two cores.
+    problem, compressed = await asyncio.gather(
+        asyncio.to_thread(sqlite_files.integrity_problem, raw),
+        asyncio.to_thread(
+            sqlite_files.compress_file,
+            raw,
+            data_tmp,
+            on_read=progress.advance if progress is not None else None,
+        ),
+    )
+    if problem is not None:
+        raise BackupFailed(f"the copy of {database} {problem}")
+    tables = await asyncio.to_thread(sqlite_files.row_counts, raw)
+    revision = await asyncio.to_thread(sqlite_files.read_revision, raw)
+    return _Made(compressed.raw_size, compressed.compressed_size, compressed.sha256, tables, revision)
+
+
+async def _make_postgres(url: str, raw: Path, data_tmp: Path, progress: Progress | None) -> _Made:
+    """Dump PostgreSQL into ``data_tmp``, then read the archive back from it to check it end to end."""
+    if progress is not None:
+        progress.phase("Dumping the database (pg_dump)")
+    dumped = await postgres.dump_database(url, data_tmp)
+    if progress is not None:
+        progress.phase("Checking the archive (pg_restore)", dumped.raw_size)
+    await asyncio.to_thread(sqlite_files.decompress_file, data_tmp, raw, limit=dumped.raw_size)
+    problem = await asyncio.to_thread(postgres.archive_problem, raw)
+    if problem is not None:
+        raise BackupFailed(f"the archive pg_dump wrote {problem}")
+    contents = await asyncio.to_thread(postgres.archive_contents, raw)
+    if contents.tables != dumped.tables:
+        raise BackupFailed("the archive's row counts differ from the database's in the dump's snapshot")
+    return _Made(dumped.raw_size, dumped.compressed_size, dumped.sha256, dumped.tables, dumped.revision)
 
 
 async def verify_backup(backup_dir: Path, backup_id: str) -> Manifest:
@@ -257,7 +326,7 @@ def delete_backup(backup_dir: Path, backup_id: str) -> None:
     remove_quietly(
         backup_dir / f"{backup_id}{VERIFIED_SUFFIX}",
         _manifest_path(backup_dir, backup_id),
-        _data_path(backup_dir, backup_id),
+        *(backup_dir / f"{backup_id}{suffix}" for suffix in _DATA_SUFFIXES.values()),
     )
 
 
@@ -278,10 +347,6 @@ def prune_backups(
 
 
 # -- internals -------------------------------------------------------------------------------------------
-
-
-def _data_path(backup_dir: Path, backup_id: str) -> Path:
-    return backup_dir / f"{backup_id}{DATA_SUFFIX}"
 
 
 def _manifest_path(backup_dir: Path, backup_id: str) -> Path:
@@ -314,7 +379,7 @@ def check_backup_into(backup_dir: Path, manifest: Manifest, target: Path) -> Non
         BackupCorrupt: a check failed.
         BackupError: a file cannot be read or written.
     """
-    data = _data_path(backup_dir, manifest.id)
+    data = data_path(backup_dir, manifest)
 
     def corrupt(reason: str) -> BackupCorrupt:
         return BackupCorrupt(manifest.id, reason)
@@ -336,13 +401,16 @@ def check_backup_into(backup_dir: Path, manifest: Manifest, target: Path) -> Non
         raise BackupError(f"cannot check backup {manifest.id}: {error}") from error
     if written != manifest.raw_size:
         raise corrupt(f"it decompresses to {written} bytes, its manifest says {manifest.raw_size}")
-    problem = sqlite_files.integrity_problem(target)
-    if problem is not None:
-        raise corrupt(f"the database in it {problem}")
-    try:
-        tables = sqlite_files.row_counts(target)
-    except sqlite3.Error as error:
-        raise corrupt(f"its tables cannot be counted ({error})") from error
+    if manifest.database == "postgresql":
+        tables = _archive_tables(manifest, target)
+    else:
+        problem = sqlite_files.integrity_problem(target)
+        if problem is not None:
+            raise corrupt(f"the database in it {problem}")
+        try:
+            tables = sqlite_files.row_counts(target)
+        except sqlite3.Error as error:
+            raise corrupt(f"its tables cannot be counted ({error})") from error
     if tables != manifest.tables:
         differing = sorted(
             name
@@ -350,6 +418,24 @@ def check_backup_into(backup_dir: Path, manifest: Manifest, target: Path) -> Non
             if tables.get(name) != manifest.tables.get(name)
         )
         raise corrupt(f"its row counts differ from its manifest's in {', '.join(differing)}")
+
+
+def _archive_tables(manifest: Manifest, archive: Path) -> dict[str, int]:
+    """Check the decompressed pg_dump archive of ``manifest`` and return its rows per table.
+
+    Raises:
+        BackupCorrupt: pg_restore cannot read the archive.
+        BackupError: pg_restore is missing or cannot be started.
+    """
+    try:
+        problem = postgres.archive_problem(archive)
+        if problem is not None:
+            raise BackupCorrupt(manifest.id, f"the archive in it {problem}")
+        return postgres.archive_contents(archive).tables
+    except ValueError as error:
+        raise BackupCorrupt(manifest.id, f"the archive in it cannot be read ({error})") from error
+    except OSError as error:
+        raise BackupError(f"cannot check backup {manifest.id}: {error}") from error
 
 
 def record_verification(backup_dir: Path, backup_id: str) -> None:

@@ -1,4 +1,4 @@
-"""``botops backup``: make, verify, list, prune and restore backups of the SQLite database in BACKUP_DIR."""
+"""``botops backup``: make, verify, list, prune, drill and restore backups of the database in BACKUP_DIR."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def create(
 
     manifest = run_logged(settings, "botops backup", work)
     typer.echo(
-        f"Backed up to {settings.backup_dir / (manifest.id + store.DATA_SUFFIX)} "
+        f"Backed up to {store.data_path(settings.backup_dir, manifest)} "
         f"({_size(manifest.raw_size)} -> {_size(manifest.compressed_size)}, "
         f"{sum(manifest.tables.values())} rows in {len(manifest.tables)} tables)."
     )
@@ -211,7 +211,7 @@ def drill(
         report = run_logged(
             settings,
             "botops backup drill",
-            lambda: drilling.run_drill(settings.backup_dir, backup_id=backup_id),
+            lambda: drilling.run_drill(settings, backup_dir=settings.backup_dir, backup_id=backup_id),
         )
     manifest = report.backup
     steps = ", ".join(f"{step} {took:.1f} s" for step, took in report.seconds.items())

@@ -200,13 +200,6 @@ def test_a_full_disk_fails_the_backup_loudly_and_leaves_earlier_backups_alone(
     assert _run(store.verify_backup(backup_dir, earlier.id)) == earlier
 
 
-def test_a_postgresql_database_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path / "x.db", tmp_path / "b", database_url="postgresql+asyncpg://u@h/db")
-
-    with pytest.raises(BackupFailed, match="SQLite only"):
-        _run(store.create_backup(settings, reason="manual", backup_dir=tmp_path / "b"))
-
-
 # -- verify ----------------------------------------------------------------------------------------------
 
 

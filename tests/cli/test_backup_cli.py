@@ -152,17 +152,19 @@ def test_restore_asks_first_and_leaves_the_database_when_told_no(database: Path)
     assert database.read_bytes() == before
 
 
-def test_create_on_postgresql_is_one_line_without_a_traceback(
-    database: Path, monkeypatch: pytest.MonkeyPatch
+def test_create_on_an_unreachable_postgresql_is_one_line_without_the_password(
+    database: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://botops@127.0.0.1:1/botops")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://botops:hunter2secret@127.0.0.1:1/botops")
 
     result = _backup("create")
 
     assert result.exit_code == ExitCode.FAILURE
     assert result.output.count("\n") == 1
-    assert "SQLite only" in result.output
+    assert "cannot connect to postgresql+asyncpg://botops:***@127.0.0.1:1/botops" in result.output
+    assert "hunter2secret" not in result.output
     assert "Traceback" not in result.output
+    assert list((tmp_path / "backups").iterdir()) == []
 
 
 def test_prune_dry_run_lists_what_would_go_and_deletes_nothing_then_prune_deletes_it(
