@@ -218,6 +218,35 @@ class Settings(BaseSettings):
         Path("data"),
         description="Folder of the running bot's lock (one bot per settings) and its control details",
     )
+    session_start_reserve: int = Field(
+        50,
+        ge=0,
+        le=1000,
+        description="Refuse to log in while Discord allows fewer session starts than this today "
+        "(Discord resets the token after 1000 in a day)",
+    )
+
+    # -- deploys ---------------------------------------------------------------------------------------
+    deploy_test_command: str = Field(
+        "make test", description="What `botops preflight` runs as the tests; empty: no tests"
+    )
+    deploy_restart: str = Field(
+        "",
+        description="How a deploy restarts the bot: systemd:<unit>, supervisor:<program>[@<config>] or "
+        "command:<shell command>; empty: deploys that need a restart are refused",
+    )
+    deploy_ready_timeout: float = Field(
+        120.0, gt=0, le=3600, description="Seconds a deployed bot has to answer /readyz with the new commit"
+    )
+    deploy_watch_seconds: float = Field(
+        30.0, ge=0, le=3600, description="Seconds after readiness during which errors count against a deploy"
+    )
+    deploy_max_errors: int = Field(
+        5, ge=0, le=100_000, description="Errors in the watch window that fail a deploy and roll it back"
+    )
+    deploy_language: Literal["en", "de"] = Field(
+        "en", description="Language of the deploy report (DEPLOYMENT FERTIG / DEPLOYMENT FINISHED)"
+    )
 
     @field_validator("owner_ids", "shard_ids", "privileged_intents", mode="before")
     @classmethod
