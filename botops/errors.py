@@ -8,6 +8,7 @@ The hierarchy::
     │   ├── LogDirUnusable              LOG_DIR cannot be created or written to
     │   └── DevGuildUnavailable         the bot cannot sync commands to DISCORD_DEV_GUILD_ID
     ├── DiscordUnreachable          Discord (or the sandbox at DISCORD_API_BASE) cannot be reached
+    ├── SessionStartReserveReached  Discord allows too few session starts today: SESSION_START_RESERVE
     ├── BotAlreadyRunning           another bot holds STATE_DIR's lock (same database, same settings)
     ├── DatabaseError               the database cannot be used as it is
     │   ├── DatabaseUnavailable         DATABASE_URL cannot be reached (the driver's reason)
@@ -25,6 +26,9 @@ The hierarchy::
     │   ├── RestoreRefused              a restore will not run now (the bot is running, not SQLite)
     │   ├── InvalidRetentionPolicy      a retention policy that would keep nothing, or with a bad count
     │   └── BackupDatedInFuture         a backup dated after now: a wrong clock; nothing was pruned
+    ├── DeployError                 a deploy or rollback cannot start, or failed (and was rolled back)
+    │   ├── DeployRefused               a check before the deploy failed; nothing was changed
+    │   └── DeployFailed                the new version failed; ``rolled_back`` says whether it was undone
     ├── InvalidLogQuery             a `botops logs` --level, --since or --channel it cannot read
     ├── LogsUnreadable              no log file of the channel in LOG_DIR, or one botops may not read
     └── IncompatibleDiscordPy       discord.py no longer has an attribute botops relies on
@@ -46,6 +50,9 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "DatabaseUnavailable",
+    "DeployError",
+    "DeployFailed",
+    "DeployRefused",
     "DevGuildUnavailable",
     "DiscordUnreachable",
     "EndpointRedirectRefused",
@@ -61,6 +68,7 @@ __all__ = [
     "RestoreRefused",
     "SchemaAhead",
     "SchemaBehind",
+    "SessionStartReserveReached",
     "XpRangeInverted",
 ]
 
@@ -129,6 +137,27 @@ class DiscordUnreachable(BotopsError):
         super().__init__(
             f"cannot reach Discord at {where}: {reason}; check the network, or DISCORD_API_BASE if you use "
             "the sandbox"
+        )
+
+
+class SessionStartReserveReached(BotopsError):
+    """Discord allows too few session starts until ``reset_at`` to log in and keep ``reserve`` of them.
+
+    Discord resets a bot's token after 1000 session starts (IDENTIFYs) in 24 hours; ``remaining`` is how
+    many it still allows, ``shards`` how many this start would take.
+    """
+
+    def __init__(self, remaining: int, reset_at: datetime, reserve: int, shards: int) -> None:
+        self.remaining = remaining
+        self.reset_at = reset_at
+        self.reserve = reserve
+        self.shards = shards
+        when = f"{reset_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        needs = f" and this start needs {shards}" if shards > 1 else ""
+        super().__init__(
+            f"Discord allows {remaining} more session starts until {when}{needs}; botops keeps "
+            f"SESSION_START_RESERVE={reserve} in reserve: start again after {when}, or lower "
+            "SESSION_START_RESERVE"
         )
 
 
@@ -312,6 +341,36 @@ class BackupDatedInFuture(BackupError):
             "made or is wrong now, so nothing was pruned; fix the clock, or move that backup out of "
             "the backup folder"
         )
+
+
+class DeployError(BotopsError):
+    """A deploy or rollback cannot start, or failed."""
+
+
+class DeployRefused(DeployError):
+    """A deploy or rollback will not start; ``reason`` says why and what to do. Nothing was changed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class DeployFailed(DeployError):
+    """The deployed version failed (``reason``); ``rolled_back`` says whether the previous one runs again."""
+
+    def __init__(
+        self, reason: str, *, rolled_back: bool, rollback_problem: str | None = None, outcome: object = None
+    ) -> None:
+        self.reason = reason
+        self.rolled_back = rolled_back
+        self.rollback_problem = rollback_problem
+        #: What the deploy did (a ``botops.deploy.run.DeployOutcome``), for the report.
+        self.outcome = outcome
+        if rolled_back:
+            message = f"the deploy failed and was rolled back: {reason}"
+        else:
+            message = f"the deploy failed and the rollback failed too: {reason}; rollback: {rollback_problem}"
+        super().__init__(message)
 
 
 class InvalidLogQuery(BotopsError):

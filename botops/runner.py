@@ -26,6 +26,7 @@ from botops.instance import claim_instance, new_control_token
 from botops.observability.sentry import init_sentry
 from botops.observability.server import serve_observability
 from botops.settings import ENV_FILE, Settings, check_env_file_permissions
+from botops.startguard import start_guarded
 
 __all__ = ["run_bot_until_stopped"]
 
@@ -50,6 +51,7 @@ async def run_bot_until_stopped(
         DiscordUnreachable: no connection to Discord (or the sandbox) could be opened.
         SchemaBehind: the schema is behind the code and may not be migrated automatically.
         BotAlreadyRunning: a bot with these settings holds STATE_DIR's lock.
+        SessionStartReserveReached: Discord allows fewer session starts than SESSION_START_RESERVE.
     """
     if settings.is_production:
         check_env_file_permissions(env_file)
@@ -82,7 +84,10 @@ async def _run_claimed(
             _close_on_signals(bot)
             helper = asyncio.create_task(_after_ready(bot, companion), name="botops-companion")
             try:
-                await bot.start(token)
+                # bot.start(token), after backing off from failed starts and checking the session starts
+                await start_guarded(
+                    bot, token, state_dir=settings.state_dir, reserve=settings.session_start_reserve
+                )
             except discord.LoginFailure as error:
                 raise _token_refused(settings) from error
             except discord.PrivilegedIntentsRequired as error:

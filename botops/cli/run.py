@@ -12,7 +12,7 @@ import typer
 
 from botops.cli._common import EnvFile, exit_with, load_settings_or_exit, user_errors
 from botops.cli.codes import ExitCode
-from botops.errors import BotopsError
+from botops.errors import BotopsError, SessionStartReserveReached
 from botops.logs import FILES_ONLY, log_path, setup_logging
 from botops.settings import ENV_FILE, Settings
 
@@ -33,6 +33,10 @@ def run(
     with user_errors(), setup_logging(settings), contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(_run(settings, demo=demo, env_file=env_file))
+        except SessionStartReserveReached as error:
+            # Its own exit code, on which supervisors do not restart: no restart helps before Discord's reset.
+            log.error("the bot stopped: %s", error, extra=FILES_ONLY)
+            exit_with(f"error: {error}", ExitCode.SESSION_START_RESERVE)
         except BotopsError as error:
             # user_errors prints it on the console; the log must say why the bot stopped, too.
             log.error("the bot stopped: %s", error, extra=FILES_ONLY)

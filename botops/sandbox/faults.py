@@ -1,24 +1,30 @@
-"""Faults to inject: broken gateway connections and misbehaving REST routes.
+"""Faults to inject: broken gateway connections, misbehaving REST routes, a spent session-start budget.
 
 Gateway faults act at once on the live connections; REST faults are armed for the next N matching
-requests (method and a regular expression on the path after ``/api/v10``).
+requests (method and a regular expression on the path after ``/api/v10``). The session start limit is
+what ``GET /gateway/bot`` reports; every IDENTIFY takes one start from it, as on Discord.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode
 
+from botops.sandbox.errors import SandboxError
 from botops.sandbox.gateway import Opcode, Session
 
 if TYPE_CHECKING:
     from botops.sandbox.server import Sandbox
 
-__all__ = ["Faults", "RestFault"]
+__all__ = ["DAY", "Faults", "RestFault", "SessionStartLimit"]
+
+#: Discord's session-start window, in seconds.
+DAY = 86_400.0
 
 
 @dataclass
@@ -39,6 +45,34 @@ class RestFault:
         return (self.method in ("*", method)) and self.path.search(path) is not None
 
 
+@dataclass
+class SessionStartLimit:
+    """A session-start budget set by a test: ``remaining`` of ``total`` when set, counted down by IDENTIFYs.
+
+    ``identifies_at`` is the gateway's IDENTIFY count and ``set_at`` the monotonic clock when it was set.
+    When ``reset_after`` seconds have passed the window starts over with ``total`` starts and a day to go.
+    """
+
+    total: int
+    remaining: int
+    reset_after: float
+    identifies_at: int
+    set_at: float
+
+    def payload(self, identifies: int, now: float) -> dict[str, int]:
+        """Return the ``session_start_limit`` object of ``GET /gateway/bot`` at ``identifies`` and ``now``."""
+        if now - self.set_at >= self.reset_after:
+            # Rolled over lazily, on the first look after the reset: IDENTIFYs in between are forgiven.
+            self.remaining, self.reset_after = self.total, DAY
+            self.identifies_at, self.set_at = identifies, now
+        return {
+            "total": self.total,
+            "remaining": max(0, self.remaining - (identifies - self.identifies_at)),
+            "reset_after": round((self.reset_after - (now - self.set_at)) * 1000),
+            "max_concurrency": 1,
+        }
+
+
 class Faults:
     """The fault injection API of one sandbox."""
 
@@ -49,6 +83,8 @@ class Faults:
         #: Set while new gateway connections get their HELLO; cleared by :meth:`hold_hello`.
         self.hello_released = asyncio.Event()
         self.hello_released.set()
+        #: Set by :meth:`session_start_limit`; ``None``: a fresh day's 1000 starts, less every IDENTIFY.
+        self.session_starts: SessionStartLimit | None = None
 
     # -- gateway ------------------------------------------------------------------------------------
 
@@ -106,6 +142,38 @@ class Faults:
         """Cut every new HTTP and WebSocket connection before it is answered, or stop doing so."""
         self.refusing = enabled
 
+    def session_start_limit(
+        self, remaining: int, *, total: int = 1000, reset_after: float = DAY
+    ) -> dict[str, int]:
+        """Have ``GET /gateway/bot`` report ``remaining`` of ``total`` session starts for ``reset_after`` s.
+
+        Every IDENTIFY from now on takes one start, as on Discord (the sandbox does not reset the token
+        when none are left). Return the ``session_start_limit`` object as the route now reports it.
+
+        Raises:
+            SandboxError: ``total`` is below 1, ``remaining`` is not within 0..``total``, or
+                ``reset_after`` is not positive.
+        """
+        if total < 1 or not 0 <= remaining <= total:
+            raise SandboxError(f"remaining must be from 0 to total ({total}) and total at least 1")
+        if not reset_after > 0:
+            raise SandboxError(f"reset_after must be a positive number of seconds, not {reset_after!r}")
+        identifies = self._sandbox.gateway.identifies
+        self.session_starts = SessionStartLimit(total, remaining, reset_after, identifies, time.monotonic())
+        return self.session_start_payload()
+
+    def session_start_payload(self) -> dict[str, int]:
+        """Return the ``session_start_limit`` object that ``GET /gateway/bot`` answers now."""
+        identifies = self._sandbox.gateway.identifies
+        if self.session_starts is None:
+            return {
+                "total": 1000,
+                "remaining": max(0, 1000 - identifies),
+                "reset_after": 86_400_000,
+                "max_concurrency": 1,
+            }
+        return self.session_starts.payload(identifies, time.monotonic())
+
     async def disconnect_all(self) -> None:
         """Close every gateway connection as a server going away does."""
         for connection in self._sandbox.gateway.targets():
@@ -145,8 +213,9 @@ class Faults:
         return self._arm(RestFault("latency", method, re.compile(path), count, seconds=seconds))
 
     def clear(self) -> None:
-        """Disarm every REST fault and stop refusing connections, holding HELLOs and dropping acks."""
+        """Disarm every fault: REST faults, refused connections, held HELLOs, dropped acks, spent starts."""
         self.rest.clear()
+        self.session_starts = None
         self.refusing = False
         self.hello_released.set()
         self._sandbox.gateway.drop_heartbeat_acks = False

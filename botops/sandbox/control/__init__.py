@@ -78,6 +78,7 @@ class ControlPlane(MessagesFeature, InteractionsFeature, WorldFeature, TrafficFe
             ("POST", "/faults/drop_heartbeat_acks", self.fault_drop_heartbeat_acks),
             ("POST", "/faults/refuse_connections", self.fault_refuse_connections),
             ("POST", "/faults/hold_hello", self.fault_hold_hello),
+            ("POST", "/faults/session_start_limit", self.fault_session_start_limit),
             ("POST", "/faults/rate_limit", self.fault_rate_limit),
             ("POST", "/faults/server_error", self.fault_server_error),
             ("POST", "/faults/latency", self.fault_latency),

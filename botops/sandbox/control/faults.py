@@ -1,4 +1,4 @@
-"""Control routes for faults: break gateway connections and arm misbehaving REST routes."""
+"""Control routes for faults: break gateway connections, arm misbehaving REST routes, spend session starts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aiohttp import web
 
 from botops.sandbox.control.base import ControlBase
 from botops.sandbox.control.fields import ControlError
-from botops.sandbox.faults import RestFault
+from botops.sandbox.faults import DAY, RestFault
 from botops.sandbox.world import Payload
 
 __all__ = ["FaultsFeature"]
@@ -70,6 +70,13 @@ class FaultsFeature(ControlBase):
         fields = await self._body(request)
         self.sandbox.faults.refuse_connections(fields.flag("enabled", True))
         return 200, self._faults()
+
+    async def fault_session_start_limit(self, request: web.Request) -> tuple[int, Any]:
+        fields = await self._body(request)
+        total = fields.integer("total", 1000, low=1)
+        remaining = fields.integer("remaining", total, high=total)
+        reset_after = fields.number("reset_after", DAY)
+        return 200, self.sandbox.faults.session_start_limit(remaining, total=total, reset_after=reset_after)
 
     async def fault_rate_limit(self, request: web.Request) -> tuple[int, Any]:
         fields = await self._body(request)

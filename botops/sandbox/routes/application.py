@@ -45,12 +45,7 @@ class ApplicationRoutes(RouteBase):
         return 200, {
             "url": self.sandbox.gateway_url,
             "shards": self.sandbox.recommended_shards,
-            "session_start_limit": {
-                "total": 1000,
-                "remaining": 1000 - self.sandbox.gateway.identifies,
-                "reset_after": 86_400_000,
-                "max_concurrency": 1,
-            },
+            "session_start_limit": self.sandbox.faults.session_start_payload(),
         }
 
     # -- application commands -----------------------------------------------------------------------
