@@ -192,9 +192,16 @@ def _read_details(state_dir: Path) -> RunningInstance:
 
 
 async def control(
-    instance: RunningInstance, action: str, *, timeout: float = CONTROL_TIMEOUT
+    instance: RunningInstance,
+    action: str,
+    *,
+    timeout: float = CONTROL_TIMEOUT,
+    json: dict[str, Any] | None = None,
+    accept: tuple[int, ...] = (200,),
 ) -> dict[str, Any]:
-    """POST ``/control/<action>`` to the running bot and return its JSON answer.
+    """POST ``/control/<action>`` (with ``json`` as its body) to the running bot and return its JSON answer.
+
+    An answer with a status outside ``accept`` is a failure.
 
     Raises:
         ControlFailed: the bot published no control address, did not answer, or refused.
@@ -211,14 +218,14 @@ async def control(
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-            session.post(url, headers=headers) as response,
+            session.post(url, headers=headers, json=json) as response,
         ):
             body = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
         raise ControlFailed(
             f"the running bot did not answer {url}: {error or type(error).__name__}"
         ) from error
-    if response.status != 200 or not isinstance(body, dict):
+    if response.status not in accept or not isinstance(body, dict):
         detail = body.get("error") if isinstance(body, dict) else None
         raise ControlFailed(f"the running bot answered {url} with {response.status}: {detail or body}")
     return body

@@ -37,14 +37,18 @@ def _root(
 
 
 def _register() -> None:
-    from botops.cli import backup, config, db, health, logs, run, sandbox, stats
+    from botops.cli import backup, config, db, deploy, health, logs, preflight, run, sandbox, stats
 
     app.command(name="run")(run.run)
     app.add_typer(backup.app, name="backup")
     app.add_typer(config.app, name="config")
     app.add_typer(db.app, name="db")
     app.command(name="health")(health.health)
+    app.command(name="deploy")(deploy.deploy)
+    app.command(name="rollback")(deploy.rollback)
+    app.command(name="deployments")(deploy.deployments)
     app.command(name="logs")(logs.logs)
+    app.command(name="preflight")(preflight.preflight)
     app.command(name="sandbox")(sandbox.sandbox)
     app.command(name="stats")(stats.stats)
 

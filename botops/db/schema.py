@@ -28,6 +28,7 @@ __all__ = [
     "MAX_XP_PER_MESSAGE",
     "NAMING_CONVENTION",
     "command_usage",
+    "deployments",
     "guild_settings",
     "level_rewards",
     "member_xp",
@@ -123,3 +124,25 @@ command_usage = Table(
 )
 # The primary key, led by the hour, serves the bot-wide windows; this one a guild's windows.
 Index("ix_command_usage_guild_id_hour", command_usage.c.guild_id, command_usage.c.hour)
+
+
+#: The deploy ledger: every ``botops deploy`` and ``botops rollback``, written by the CLI when it ends
+#: (:mod:`botops.deploy.ledger`), read by ``botops deployments`` and ``botops rollback``.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(8), nullable=False),  # deploy | rollback
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),  # git config user.name, or the OS user
+    Column("from_commit", String(40), nullable=False),
+    Column("to_commit", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),  # reload | restart | none
+    Column("from_revision", String(32)),  # the schema before; a rollback downgrades to it
+    Column("to_revision", String(32)),
+    Column("backup_id", String(32)),  # the pre-deploy backup
+    Column("result", String(12), nullable=False),  # succeeded | rolled-back | failed
+    Column("feature", String(64)),
+    Column("detail", String(500)),  # why it failed, in one line
+)

@@ -8,9 +8,10 @@
   ``botops health`` prints it.
 * ``/metrics`` is the Prometheus exposition of :attr:`Bot.metrics`.
 
-The control routes (``POST /control/flush`` writes the batched rows now, ``POST /control/stop`` closes the
-bot) answer only requests from loopback that carry the control token the bot made at start and published
-in ``STATE_DIR/bot.json`` (see :mod:`botops.instance`); ``HTTP_TOKEN`` does not open them.
+The control routes (``POST /control/flush`` writes the batched rows now, ``POST /control/reload``
+applies a deploy's extension changes, ``POST /control/stop`` closes the bot) answer only requests from
+loopback that carry the control token the bot made at start and published in ``STATE_DIR/bot.json``
+(see :mod:`botops.instance`); ``HTTP_TOKEN`` does not open them.
 
 It listens on ``HTTP_HOST:HTTP_PORT`` (127.0.0.1:8080 by default). With ``HTTP_TOKEN`` set, every other
 path but ``/livez`` wants ``Authorization: Bearer <token>``. The server also runs the samplers the metrics
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from botops.bot.health import DATABASE_TIMEOUT, HealthReport, collect_health
+from botops.bot.reloading import ExtensionChanges, apply_extension_changes
 from botops.db.engine import connect, database_size
 from botops.errors import ConfigurationError
 from botops.instance import CONTROL_PREFIX
@@ -121,6 +123,7 @@ class ObservabilityServer:
         app.router.add_get("/metrics", self._metrics)
         if self._control_token is not None:
             app.router.add_post(f"{CONTROL_PREFIX}flush", self._flush)
+            app.router.add_post(f"{CONTROL_PREFIX}reload", self._reload)
             app.router.add_post(f"{CONTROL_PREFIX}stop", self._stop)
         return app
 
@@ -183,6 +186,25 @@ class ObservabilityServer:
         rows = await self.bot.flush_writers()
         log.info("flushed %d pending rows on request (control)", rows)
         return web.json_response({"rows": rows})
+
+    async def _reload(self, request: web.Request) -> web.Response:
+        try:
+            document = await request.json()
+            changes = ExtensionChanges(
+                reload=_names(document, "reload"),
+                load=_names(document, "load"),
+                unload=_names(document, "unload"),
+                forget=_names(document, "forget"),
+                reload_all=document.get("reload_all") is True,
+                package=self.bot.settings.extensions_package,
+            )
+        except (ValueError, AttributeError, TypeError) as error:
+            return web.json_response(
+                {"error": f"a reload wants a JSON object of module lists: {error}"}, status=400
+            )
+        outcome = await apply_extension_changes(self.bot, changes)
+        body = {"ok": outcome.ok, "done": outcome.done, "failed": outcome.failed, "cause": outcome.cause}
+        return web.json_response(body, status=200 if outcome.ok else 409)
 
     async def _stop(self, _request: web.Request) -> web.Response:
         log.warning("closing the bot on request (control)")
@@ -259,6 +281,16 @@ async def serve_observability(
         yield server
     finally:
         await server.stop()
+
+
+def _names(document: Any, key: str) -> tuple[str, ...]:
+    """Return the module names under ``key`` of a reload request; anything but a list of names is refused."""
+    names = document.get(key, [])
+    if not isinstance(names, list) or not all(
+        isinstance(name, str) and all(part.isidentifier() for part in name.split(".")) for name in names
+    ):
+        raise ValueError(f"{key!r} must be a list of module names")
+    return tuple(names)
 
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})

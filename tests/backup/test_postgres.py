@@ -200,6 +200,7 @@ async def test_dump_records_sizes_checksum_tables_and_revision(database_url: str
     assert dumped.tables == {
         "alembic_version": 1,
         "command_usage": 0,
+        "deployments": 0,
         "guild_settings": 0,
         "level_rewards": 0,
         "member_xp": MEMBERS,

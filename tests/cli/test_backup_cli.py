@@ -244,7 +244,7 @@ def test_drill_restores_the_newest_backup_aside_and_leaves_the_database_alone(
 
     assert result.exit_code == ExitCode.OK, result.output
     assert f"Drill passed: backup {newest}" in result.output
-    assert "holds 201 rows in 5 tables" in result.output
+    assert "holds 201 rows in 6 tables" in result.output
     assert "the code's head" in result.output
     assert database.read_bytes() == before
     backups = tmp_path / "backups"

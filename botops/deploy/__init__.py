@@ -1,0 +1,1 @@
+"""One-command deploys: preflight, deploy, rollback, the ledger."""
