@@ -33,6 +33,9 @@ def deploy(
         bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deploying.")] = False,
+    skip_tests: Annotated[
+        bool, typer.Option("--skip-tests", help="Leave DEPLOY_TEST_COMMAND out of the preflight.")
+    ] = False,
     checkout: Annotated[
         Path, typer.Option("--checkout", help="The bot's git checkout.", show_default="the working directory")
     ] = Path(),
@@ -58,6 +61,7 @@ def deploy(
                 ref=ref,
                 feature=feature,
                 dry_run=dry_run,
+                run_tests=not skip_tests,
                 confirm=confirm,
                 say=typer.echo,
             )

@@ -33,6 +33,7 @@ from botops.db.migrate import current_revision
 from botops.deploy.git import Checkout
 from botops.deploy.ledger import Deployment, Result, find_deployment, last_deployments, record_deployment
 from botops.deploy.plan import DeployPlan, plan_deploy
+from botops.deploy.preflight import CHECK_NAMES, run_preflight
 from botops.deploy.process import (
     ReadyState,
     Restarter,
@@ -101,18 +102,23 @@ async def deploy(
     ref: str = "origin/main",
     feature: str | None = None,
     dry_run: bool = False,
+    run_tests: bool = True,
     confirm: Callable[[DeployPlan], bool] | None = None,
     say: Say = print,
 ) -> DeployOutcome:
     """Deploy ``ref`` to the bot running from ``checkout``; return what happened.
 
+    The preflight checks run first (all but the backup, which the deploy takes itself); a failed one
+    refuses the deploy.
+
     Raises:
-        DeployRefused: a check before any change failed (dirty checkout, not a fast-forward, no way to
-            restart, the bot not running for a hot reload, the backup failed); nothing was changed.
+        DeployRefused: a check before any change failed (preflight, dirty checkout, not a fast-forward,
+            no way to restart, the bot not running for a hot reload, the backup failed); nothing was changed.
         DeployFailed: the new version failed; it was rolled back (``rolled_back``) or the rollback failed.
     """
     context = _Context(settings, Checkout(checkout), env_file, say, Redactor(settings.secret_values()))
     git = context.checkout
+    await _preflight(context, run_tests=run_tests)
     dirty = await asyncio.to_thread(git.dirty_files, ignore=(NOTES_FOLDER,))
     if dirty:
         raise DeployRefused(
@@ -244,6 +250,27 @@ async def rollback(
 
 
 # -- the steps ----------------------------------------------------------------------------------------------
+
+
+async def _preflight(context: _Context, *, run_tests: bool) -> None:
+    """Run the preflight checks but the backup one; say what did not pass; refuse on a failure.
+
+    Raises:
+        DeployRefused: a check failed.
+    """
+    only = [name for name in CHECK_NAMES if name not in ("backup", "rollback plan")]
+    report = await run_preflight(context.settings, env_file=context.env_file, run_tests=run_tests, only=only)
+    for check in report.checks:
+        if check.status != "pass":
+            context.say(f"preflight {check.status}: {check.name}: {check.detail}")
+    if report.failed:
+        first = report.failed[0]
+        fix = f" ({first.fix})" if first.fix else ""
+        raise DeployRefused(
+            f"preflight failed ({', '.join(check.name for check in report.failed)}): {first.detail}{fix}; "
+            "`botops preflight` shows every check"
+        )
+    context.say(f"Preflight passed ({len(report.checks)} checks, {len(report.warnings)} warnings).")
 
 
 def _show_plan(context: _Context, outcome: DeployOutcome) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -191,4 +192,26 @@ async def test_a_hot_reload_that_fails_keeps_every_extension_at_the_old_version(
         assert "the hot reload failed at reload cogs.greet" in output
         assert deployed.head() == old
         assert deployed.details()["pid"] == pid
+        assert await deployed.greet() == "hello v1"
+
+
+async def test_a_failing_preflight_refuses_the_deploy_and_changes_nothing(tmp_path: Path) -> None:
+    async with deployed_bot(tmp_path) as deployed:
+        old, pid = deployed.head(), deployed.details()["pid"]
+        env_file = deployed.checkout / ".env"
+        env_file.write_text(
+            env_file.read_text(encoding="utf-8").replace(
+                "DEPLOY_TEST_COMMAND=", f"DEPLOY_TEST_COMMAND={sys.executable} -c 'raise SystemExit(3)'"
+            ),
+            encoding="utf-8",
+        )
+        write_greet_version(deployed, "v2")
+        deployed.push("greet says v2")
+
+        code, output = await deployed.botops("deploy", "--yes")
+
+        assert code == ExitCode.FAILURE, output
+        assert "preflight failed (tests)" in output
+        assert (deployed.head(), deployed.details()["pid"]) == (old, pid)
+        assert not (deployed.checkout / "backups").exists()
         assert await deployed.greet() == "hello v1"
