@@ -4,8 +4,10 @@ Every day at ``BACKUP_TIME`` (local time, 03:00 unless set, as the handbook's sc
 writes its batched rows, backs up the database (reason ``scheduled``), verifies the new backup and prunes
 by ``BACKUP_KEEP_DAILY/WEEKLY/MONTHLY``. A bot that was not running at that time (or has never made a
 backup) makes one :data:`CATCH_UP_DELAY` after it starts, as a systemd timer with ``Persistent=true``
-does. A failure is logged as an error, which Sentry receives when it is configured, and counted in
-``botops_backup_runs_total{result="failed"}``; the next day's run happens all the same.
+does; one started within a quarter of an hour after ``BACKUP_TIME`` (restarted by a deploy, say) makes
+that night's backup at once. A failure is logged as an error, which Sentry receives when it is
+configured, and counted in ``botops_backup_runs_total{result="failed"}``; the next day's run happens all
+the same.
 
 :class:`BackupSchedule` also keeps the newest backup of ``BACKUP_DIR`` in view, whoever made it (the bot,
 a systemd timer, a person), rereading the folder every :data:`REFRESH_INTERVAL`: ``/status`` shows it and
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 CATCH_UP_DELAY = 600.0
 #: Seconds between two readings of BACKUP_DIR for the newest backup.
 REFRESH_INTERVAL = 300.0
+#: A bot started this soon after BACKUP_TIME, with no backup since, makes that backup at once.
+_JUST_MISSED = datetime.timedelta(minutes=15)
 #: A newest backup older than this is a missed daily one.
 _STALE_AFTER = datetime.timedelta(hours=25)
 #: Longest single sleep while waiting for the next run, so a changed clock or a suspend is noticed.
@@ -186,7 +190,14 @@ class BackupSchedule(Collector):
             return
         now = datetime.datetime.now(datetime.UTC)
         due = next_run_after(now, at)
-        if self.newest is None or now - self.newest.created_at > _STALE_AFTER:
+        previous = next_run_after(now - datetime.timedelta(days=1), at)  # today's (or last night's) run
+        newest = self.newest.created_at if self.newest is not None else None
+        if now - previous <= _JUST_MISSED and (newest is None or newest < previous):
+            due = now  # started just after BACKUP_TIME (a restart, a deploy): tonight's backup still runs
+            log.info(
+                "BACKUP_TIME passed %.0f s before the start: backing up now", (now - previous).total_seconds()
+            )
+        elif newest is None or now - newest > _STALE_AFTER:
             catch_up = now + datetime.timedelta(seconds=CATCH_UP_DELAY)
             if catch_up < due:
                 due = catch_up

@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1 << 20
 #: The first 16 bytes of every SQLite database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
-_ZSTD_LEVEL = 3
+#: Level 2 on two threads: about twice as fast as level 3 on a gigabyte for 5 % more bytes (bench/backup.py).
+_ZSTD_LEVEL = 2
+#: The compressed file is flushed in steps this big, so the disk never gets a gigabyte to write at once.
+_FLUSH_EVERY = 32 << 20
 _ZSTD_THREADS = 2
 _BUSY_TIMEOUT_MS = 30_000
 
@@ -56,7 +59,9 @@ class Compressed:
 def online_copy(source: Path, target: Path) -> None:
     """Copy the database at ``source`` into the existing empty file ``target`` in one backup step.
 
-    The copy is switched from WAL to a rollback journal, so it is one self-contained file.
+    The copy is switched from WAL to a rollback journal, so it is one self-contained file. It is a scratch
+    file (compressed, then deleted), so it is written without fsync: the compressed file is what reaches
+    the disk for sure, and a gigabyte flushed at once would stall the bot's own commits behind it.
 
     Raises:
         sqlite3.Error: the source cannot be read or the target written.
@@ -65,6 +70,7 @@ def online_copy(source: Path, target: Path) -> None:
     try:
         target_connection = sqlite3.connect(target)
         try:
+            target_connection.execute("PRAGMA synchronous=OFF")
             source_connection.backup(target_connection, pages=-1)
             target_connection.execute("PRAGMA journal_mode=DELETE")
         finally:
@@ -73,8 +79,12 @@ def online_copy(source: Path, target: Path) -> None:
         source_connection.close()
 
 
-def integrity_problem(path: Path) -> str | None:
-    """Run ``PRAGMA integrity_check`` on the database at ``path``; return its complaint or ``None``."""
+def integrity_problem(path: Path, *, quick: bool = False) -> str | None:
+    """Run ``PRAGMA integrity_check`` on the database at ``path``; return its complaint or ``None``.
+
+    ``quick`` runs ``quick_check`` instead: every page, b-tree and record, but not whether each index
+    holds exactly its table's rows; several times faster on a large database.
+    """
     try:
         with open(path, "rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
@@ -85,7 +95,7 @@ def integrity_problem(path: Path) -> str | None:
     try:
         connection = sqlite3.connect(path)
         try:
-            rows = connection.execute("PRAGMA integrity_check").fetchall()
+            rows = connection.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchall()
         finally:
             connection.close()
     except sqlite3.Error as error:
@@ -143,18 +153,29 @@ def read_revision(path: Path) -> str | None:
         connection.close()
 
 
+#: fdatasync where the system has it (not Windows), fsync elsewhere.
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
 class _HashingWriter:
-    """A file writer that also hashes and counts what goes through it."""
+    """A file writer that also hashes and counts what goes through it, flushing to disk as it goes."""
 
     def __init__(self, handle: BinaryIO) -> None:
         self._handle = handle
         self.digest = hashlib.sha256()
         self.size = 0
+        self._unflushed = 0
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
         self.size += len(data)
-        return self._handle.write(data)
+        written = self._handle.write(data)
+        self._unflushed += len(data)
+        if self._unflushed >= _FLUSH_EVERY:
+            self._handle.flush()
+            _datasync(self._handle.fileno())
+            self._unflushed = 0
+        return written
 
     def flush(self) -> None:
         self._handle.flush()

@@ -234,9 +234,12 @@ async def _make_sqlite(database: Path, raw: Path, data_tmp: Path, progress: Prog
     await asyncio.to_thread(sqlite_files.online_copy, database, raw)
     if progress is not None:
         progress.phase("Compressing and checking the copy", (await asyncio.to_thread(raw.stat)).st_size)
-    # The check and the compression both only read the copy: run them side by side on two cores.
+    # The check and the compression both only read the copy: run them side by side on two cores. The
+    # copy is page for page a snapshot of a database SQLite keeps consistent, so the quick check (pages,
+    # b-trees, records) is the check here; verify (and create --verify, the bot's schedule, the drill)
+    # runs the full integrity_check, index contents included, on what was written.
     problem, compressed = await asyncio.gather(
-        asyncio.to_thread(sqlite_files.integrity_problem, raw),
+        asyncio.to_thread(sqlite_files.integrity_problem, raw, quick=True),
         asyncio.to_thread(
             sqlite_files.compress_file,
             raw,

@@ -220,3 +220,13 @@ async def test_a_failing_scheduled_backup_is_logged_as_an_error_counted_and_the_
         assert 'botops_backup_runs_total{result="failed"} 1.0' in metrics
         reply = await running.slash("health", running.demo.admin)
         assert reply.embeds  # it still answers
+
+
+async def test_a_bot_started_just_after_backup_time_makes_that_backup_at_once(tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    just_passed = (datetime.datetime.now().astimezone() - datetime.timedelta(minutes=2)).strftime("%H:%M:%S")
+    async with running_bot(
+        tmp_path, extra={"BACKUP_TIME": just_passed, "BACKUP_DIR": str(backups)}
+    ) as running:
+        await eventually(lambda: sorted(backups.glob("*.verified")), "the backup BACKUP_TIME just missed")
+        assert "BACKUP_TIME passed" in running.logs()["botops.log"]

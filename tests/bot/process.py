@@ -259,6 +259,7 @@ def bot_environment(
         LOG_DIR=str(log_dir),
         GUILD_READY_TIMEOUT="0.1",
         HTTP_PORT="0",  # a free port each: bots of parallel tests never compete for 8080
+        BACKUP_TIME="",  # no nightly backup in a test started at 03:00; the schedule's tests set one
     )
     environment.update(extra)
     return environment
