@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from botops.aio import cancel_and_wait
 from botops.backup.manifest import Reason
 from botops.backup.retention import RetentionPolicy
 from botops.backup.store import create_backup, list_backups, prune_backups, verify_backup
@@ -124,11 +125,7 @@ class BackupSchedule(Collector):
 
     async def stop(self) -> None:
         """Stop the loops; a backup in progress is cancelled and leaves no file behind."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         with contextlib.suppress(KeyError):
             self.bot.metrics.registry.unregister(self)

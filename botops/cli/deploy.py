@@ -23,6 +23,11 @@ __all__ = ["deploy", "deployments", "rollback"]
 
 console = Console(highlight=False)
 
+#: ``--checkout``: the bot's git checkout, the working directory unless given.
+CheckoutOption = Annotated[
+    Path, typer.Option("--checkout", help="The bot's git checkout.", show_default="the working directory")
+]
+
 
 def deploy(
     ref: Annotated[str, typer.Option("--ref", help="The commit, branch or tag to deploy.")] = "origin/main",
@@ -36,9 +41,7 @@ def deploy(
     skip_tests: Annotated[
         bool, typer.Option("--skip-tests", help="Leave DEPLOY_TEST_COMMAND out of the preflight.")
     ] = False,
-    checkout: Annotated[
-        Path, typer.Option("--checkout", help="The bot's git checkout.", show_default="the working directory")
-    ] = Path(),
+    checkout: CheckoutOption = Path(),
     env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Deploy REF: backup, fast-forward, migrate, hot reload or restart, readiness; roll back on failure."""
@@ -80,9 +83,7 @@ def deploy(
 
 def rollback(
     to: Annotated[int | None, typer.Option("--to", help="Roll back the deploy with this ledger id.")] = None,
-    checkout: Annotated[
-        Path, typer.Option("--checkout", help="The bot's git checkout.", show_default="the working directory")
-    ] = Path(),
+    checkout: CheckoutOption = Path(),
     env_file: EnvFile = ENV_FILE,
 ) -> None:
     """Go back to the commit and schema before the last deploy (or --to ID), then check readiness."""

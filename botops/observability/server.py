@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from botops.aio import cancel_and_wait
 from botops.bot.health import DATABASE_TIMEOUT, HealthReport, collect_health
 from botops.bot.reloading import ExtensionChanges, apply_extension_changes
 from botops.db.engine import connect, database_size
@@ -151,11 +152,7 @@ class ObservabilityServer:
 
     async def stop(self) -> None:
         """Stop the samplers and the server."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._closing is not None:
             await asyncio.shield(self._closing)  # the close it started flushes the writers: let it end
