@@ -18,6 +18,7 @@ import discord
 
 from botops.backup.schedule import schedule_backups
 from botops.bot import Bot
+from botops.db.checkpoint import checkpoint_sqlite
 from botops.db.engine import create_engine
 from botops.db.migrate import ensure_schema
 from botops.endpoints import redirect_discord, restore_discord
@@ -76,6 +77,8 @@ async def _run_claimed(
         bot = Bot(settings, engine)
         control_token = new_control_token()
         async with (
+            # Entered first, left last: it checkpoints once more after the bot's final flush.
+            checkpoint_sqlite(settings.database_url.get_secret_value()),
             bot,
             serve_observability(bot, settings, control_token=control_token) as server,
             schedule_backups(bot, settings),

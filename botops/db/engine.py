@@ -49,6 +49,9 @@ SQLITE_PRAGMAS: tuple[tuple[str, str], ...] = (
     ("foreign_keys", "ON"),
     ("journal_mode", "WAL"),
     ("synchronous", "NORMAL"),
+    # The running bot checkpoints from a thread of its own (botops.db.checkpoint), not in a commit.
+    ("wal_autocheckpoint", "0"),
+    ("journal_size_limit", str(64 * 1024 * 1024)),
 )
 
 #: Execution option that makes SQLite start the transaction with BEGIN IMMEDIATE (take the write lock

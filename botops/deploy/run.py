@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 #: Tracked files a deploy may find changed: the deployment notes it writes itself.
 NOTES_FOLDER = "features/"
 _SUBPROCESS_TIMEOUT = 1800.0
+#: Seconds a rolled-back version has at least to be ready again.
+ROLLBACK_READY_TIMEOUT = 120.0
 
 Say = Callable[[str], None]
 
@@ -465,9 +467,14 @@ async def _undo(
         await restart.restart()
         outcome.steps.append(f"restarted with {restart.description}")
         old_pid = None
-    ready = await wait_until_ready(settings, old, timeout=settings.deploy_ready_timeout, old_pid=old_pid)
+    # The previous version ran before: give it at least ROLLBACK_READY_TIMEOUT, since giving up here
+    # leaves no version running.
+    timeout = max(settings.deploy_ready_timeout, ROLLBACK_READY_TIMEOUT)
+    ready = await wait_until_ready(settings, old, timeout=timeout, old_pid=old_pid)
     if not ready.ready:
-        raise DeployRefused(f"the previous version was not ready again: {ready.describe()}")
+        raise DeployRefused(
+            f"the previous version was not ready again within {timeout:.0f} s: {ready.describe()}"
+        )
     say(f"The previous version ({old[:12]}) is ready again.")
     outcome.steps.append("previous version ready")
 

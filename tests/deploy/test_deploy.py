@@ -134,8 +134,8 @@ async def test_a_deploy_whose_bot_never_becomes_ready_is_rolled_back_with_its_sc
         code, output = await deployed.botops("deploy", "--yes")
 
         assert code == ExitCode.FAILURE, output
-        assert "DEPLOYMENT FAILED" in output
-        assert "rolled back" in output
+        assert "DEPLOYMENT FAILED" in output, output
+        assert "rolled back" in output, output
         assert deployed.head() == old
         assert deployed.revision() == "0004"
         assert deployed.query("SELECT count(*) FROM guild_settings") == before
