@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from botops.backup.manifest import Manifest
 from botops.backup.restore import restore_backup
 from botops.backup.store import create_backup, verify_backup
@@ -535,7 +537,7 @@ async def _subprocess(context: _Context, argv: list[str], what: str) -> None:
         raise DeployRefused(f"{what} failed (exit {process.returncode}): {context.redact(last)}")
 
 
-async def _record(engine: object, outcome: DeployOutcome) -> int | None:
+async def _record(engine: AsyncEngine, outcome: DeployOutcome) -> int | None:
     entry = Deployment(
         kind="deploy" if outcome.kind == "deploy" else "rollback",
         started_at=outcome.started_at,
@@ -552,7 +554,7 @@ async def _record(engine: object, outcome: DeployOutcome) -> int | None:
         detail=outcome.problem,
     )
     try:
-        return await record_deployment(engine, entry)  # type: ignore[arg-type]
+        return await record_deployment(engine, entry)
     except Exception as error:  # the deploy happened; only its record is missing, and the log says so
         log.error("deploy: could not write the ledger entry: %s", error)
         return None
