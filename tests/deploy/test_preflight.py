@@ -20,7 +20,7 @@ from botops.backup.store import create_backup, verify_backup
 from botops.cli import ExitCode, app
 from botops.db import migrate
 from botops.db.engine import create_engine_for_url
-from botops.deploy import preflight as preflight_module
+from botops.deploy import checks as checks_module
 from botops.deploy.preflight import CHECK_NAMES, Check, PreflightReport, run_preflight
 from botops.sandbox import Sandbox
 from botops.settings import Settings, load_settings
@@ -553,7 +553,7 @@ async def test_a_check_that_raises_fails_alone_with_its_secrets_redacted(
     def broken(_: Path) -> None:
         raise RuntimeError(f"cannot list while holding {token}")
 
-    monkeypatch.setattr(preflight_module, "list_backups", broken)
+    monkeypatch.setattr(checks_module, "list_backups", broken)
     settings = settings_for(workdir, database, discord_token=token)
 
     report = await preflight(settings, "database", "backup")
