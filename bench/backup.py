@@ -58,7 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/measure.py, be
 from measure import percentile
 from startup import clean_environment
 
-from botops.backup.sqlite import decompress_file, integrity_problem
+from botops.backup.compression import decompress_file
+from botops.backup.sqlite import integrity_problem
 from botops.db.checkpoint import INTERVAL as CHECKPOINT_INTERVAL
 from botops.db.engine import SQLITE_PRAGMAS
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -30,13 +29,13 @@ import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, cast
 
 import asyncpg
-import zstandard
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from botops.backup.compression import HashingWriter, new_compressor
 from botops.errors import BackupError, BackupFailed
 from botops.redaction import Redactor, masked_url
 
@@ -60,8 +59,6 @@ log = logging.getLogger(__name__)
 #: The first bytes of every ``pg_dump`` custom-format archive.
 ARCHIVE_MAGIC = b"PGDMP"
 _CHUNK_SIZE = 1 << 20
-_ZSTD_LEVEL = 3
-_ZSTD_THREADS = 2
 _CONNECT_TIMEOUT = 10.0
 #: How long pg_dump waits for a table lock (and the restore for its DROP SCHEMA's, in _RESTORE_PREAMBLE), so
 #: a migration or a forgotten session holding a table makes the run fail instead of hang.
@@ -628,33 +625,14 @@ async def _read_revision(connection: Any, tables: Mapping[str, int]) -> str | No
     return ",".join(sorted(str(row[0]) for row in rows)) or None
 
 
-class _HashingWriter:
-    """A file writer that also hashes and counts what goes through it."""
-
-    def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return self._handle.write(data)
-
-    def flush(self) -> None:
-        self._handle.flush()
-
-
 def _dump_through_zstd(pipeline: _Pipeline, argv: list[str], target: Path) -> tuple[int, int, str]:
     """Run pg_dump and compress its output into ``target``; remove ``target`` unless it all succeeds."""
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as handle, tempfile.TemporaryFile() as errors:
             process = pipeline.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
-            writer = _HashingWriter(handle)
-            compressor = zstandard.ZstdCompressor(
-                level=_ZSTD_LEVEL, threads=_ZSTD_THREADS, write_checksum=True
-            )
+            writer = HashingWriter(handle)
+            compressor = new_compressor()
             try:
                 # The writer has what copy_stream calls (write) and hashes what reaches the file.
                 raw_size, _ = compressor.copy_stream(

@@ -28,7 +28,7 @@ import zstandard
 from sqlalchemy.engine import make_url
 
 from botops import __version__
-from botops.backup import postgres
+from botops.backup import compression, postgres
 from botops.backup import sqlite as sqlite_files
 from botops.backup.manifest import (
     BACKUP_ID_RE,
@@ -241,7 +241,7 @@ async def _make_sqlite(database: Path, raw: Path, data_tmp: Path, progress: Prog
     problem, compressed = await asyncio.gather(
         asyncio.to_thread(sqlite_files.integrity_problem, raw, quick=True),
         asyncio.to_thread(
-            sqlite_files.compress_file,
+            compression.compress_file,
             raw,
             data_tmp,
             on_read=progress.advance if progress is not None else None,
@@ -261,7 +261,7 @@ async def _make_postgres(url: str, raw: Path, data_tmp: Path, progress: Progress
     dumped = await postgres.dump_database(url, data_tmp)
     if progress is not None:
         progress.phase("Checking the archive (pg_restore)", dumped.raw_size)
-    await asyncio.to_thread(sqlite_files.decompress_file, data_tmp, raw, limit=dumped.raw_size)
+    await asyncio.to_thread(compression.decompress_file, data_tmp, raw, limit=dumped.raw_size)
     problem = await asyncio.to_thread(postgres.archive_problem, raw)
     if problem is not None:
         raise BackupFailed(f"the archive pg_dump wrote {problem}")
@@ -391,9 +391,9 @@ def check_backup_into(backup_dir: Path, manifest: Manifest, target: Path) -> Non
         size = data.stat().st_size
         if size != manifest.compressed_size:
             raise corrupt(f"{data.name} has {size} bytes, its manifest says {manifest.compressed_size}")
-        if sqlite_files.file_sha256(data) != manifest.sha256:
+        if compression.file_sha256(data) != manifest.sha256:
             raise corrupt(f"the checksum of {data.name} differs from its manifest's")
-        written = sqlite_files.decompress_file(data, target, limit=manifest.raw_size)
+        written = compression.decompress_file(data, target, limit=manifest.raw_size)
     except FileNotFoundError as error:
         if Path(str(error.filename)) != data:
             raise BackupError(f"cannot check backup {manifest.id}: {error}") from error

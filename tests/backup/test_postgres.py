@@ -16,7 +16,7 @@ import zstandard
 from sqlalchemy.engine import make_url
 
 from botops.backup import postgres
-from botops.backup.sqlite import file_sha256
+from botops.backup.compression import file_sha256
 from botops.db import migrate
 from botops.db.engine import create_engine_for_url
 from botops.errors import BackupError, BackupFailed
