@@ -25,6 +25,7 @@ __all__ = [
     "compress_file",
     "decompress_file",
     "file_sha256",
+    "header_problem",
     "new_compressor",
 ]
 
@@ -139,3 +140,18 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(CHUNK_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def header_problem(path: Path, magic: bytes, kind: str) -> str | None:
+    """Say what is wrong when the file at ``path`` does not start with ``magic``; ``None`` when it does.
+
+    ``kind`` names the format for the message (``a SQLite database``, ``a pg_dump archive``).
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(magic))
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if header != magic:
+        return f"is not {kind} (its header is wrong)"
+    return None

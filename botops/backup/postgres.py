@@ -35,7 +35,7 @@ import asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from botops.backup.compression import HashingWriter, new_compressor
+from botops.backup.compression import HashingWriter, header_problem, new_compressor
 from botops.errors import BackupError, BackupFailed
 from botops.redaction import Redactor, masked_url
 
@@ -262,13 +262,9 @@ def archive_problem(archive: Path) -> str | None:
         OSError: pg_restore cannot be started.
     """
     pg_restore = _tool("pg_restore", BackupError)
-    try:
-        with open(archive, "rb") as handle:
-            header = handle.read(len(ARCHIVE_MAGIC))
-    except OSError as error:
-        return f"cannot be read ({error.strerror or error})"
-    if header != ARCHIVE_MAGIC:
-        return "is not a pg_dump archive (its header is wrong)"
+    problem = header_problem(archive, ARCHIVE_MAGIC, "a pg_dump archive")
+    if problem is not None:
+        return problem
     for argv, problem in (
         ([pg_restore, "--list", str(archive)], "is not a readable pg_dump archive"),
         ([pg_restore, f"--file={os.devnull}", str(archive)], "cannot be read to its end"),

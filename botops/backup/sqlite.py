@@ -15,6 +15,8 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from botops.backup.compression import header_problem
+
 __all__ = [
     "SQLITE_HEADER",
     "integrity_problem",
@@ -59,13 +61,9 @@ def integrity_problem(path: Path, *, quick: bool = False) -> str | None:
     ``quick`` runs ``quick_check`` instead: every page, b-tree and record, but not whether each index
     holds exactly its table's rows; several times faster on a large database.
     """
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError as error:
-        return f"cannot be read ({error.strerror or error})"
-    if header != SQLITE_HEADER:
-        return "is not a SQLite database (its header is wrong)"
+    problem = header_problem(path, SQLITE_HEADER, "a SQLite database")
+    if problem is not None:
+        return problem
     try:
         connection = sqlite3.connect(path)
         try:

@@ -4,6 +4,7 @@ log on record, and botops errors as one line and an exit code."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,15 @@ from botops.errors import (
 from botops.logs import setup_logging
 from botops.settings import Settings, SettingsError, load_settings
 
-__all__ = ["EnvFile", "err_console", "exit_with", "load_settings_or_exit", "run_logged", "user_errors"]
+__all__ = [
+    "EnvFile",
+    "age_text",
+    "err_console",
+    "exit_with",
+    "load_settings_or_exit",
+    "run_logged",
+    "user_errors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +89,13 @@ def run_logged(settings: Settings, command: str, work: Callable[[], Coroutine[An
             log.error("%s failed: %s", command, error)
             raise
     raise AssertionError("unreachable: user_errors exits on every error")  # pragma: no cover
+
+
+def age_text(age: datetime.timedelta) -> str:
+    """Return ``age`` as people read it in a table: ``12 min``, ``5 h``, ``3 d``."""
+    seconds = max(0, int(age.total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"

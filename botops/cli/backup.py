@@ -30,7 +30,15 @@ from botops.backup import restore as restoring
 from botops.backup import store
 from botops.backup.manifest import Manifest, Reason
 from botops.backup.retention import RetentionPolicy
-from botops.cli._common import EnvFile, err_console, exit_with, load_settings_or_exit, run_logged, user_errors
+from botops.cli._common import (
+    EnvFile,
+    age_text,
+    err_console,
+    exit_with,
+    load_settings_or_exit,
+    run_logged,
+    user_errors,
+)
 from botops.cli.codes import ExitCode
 from botops.errors import BackupCorrupt, BackupNotFound
 from botops.instance import flush_running_bot
@@ -144,13 +152,13 @@ def list_(env_file: EnvFile = ENV_FILE) -> None:
         table.add_column(column, no_wrap=True)
     table.add_column("checked", no_wrap=True)  # how long ago it last passed `verify`
     for entry in listed:
-        age = _age(now - entry.created_at)
+        age = age_text(now - entry.created_at)
         manifest = entry.manifest
         if manifest is None:
             unreadable = Text(f"unreadable: {entry.problem}", style="red")
             table.add_row(Text(entry.id), age, "-", "-", "-", unreadable)
             continue
-        verified = Text(_age(now - entry.verified_at), style="green") if entry.verified_at else "no"
+        verified = Text(age_text(now - entry.verified_at), style="green") if entry.verified_at else "no"
         table.add_row(
             Text(manifest.id),
             age,
@@ -221,7 +229,7 @@ def drill(
         else f"at {report.revision_after}, the code's head"
     )
     typer.echo(
-        f"Drill passed: backup {manifest.id} ({_age(report.age())} old, {manifest.reason}) restores, "
+        f"Drill passed: backup {manifest.id} ({age_text(report.age())} old, {manifest.reason}) restores, "
         f"verifies and holds {sum(report.tables.values())} rows in {len(report.tables)} tables; "
         f"schema {schema}. ({steps})"
     )
@@ -343,12 +351,3 @@ def _size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _age(age: datetime.timedelta) -> str:
-    seconds = max(0, int(age.total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"

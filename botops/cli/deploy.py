@@ -11,7 +11,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from botops.cli._common import EnvFile, err_console, exit_with, load_settings_or_exit, run_logged, user_errors
+from botops.cli._common import (
+    EnvFile,
+    age_text,
+    err_console,
+    exit_with,
+    load_settings_or_exit,
+    run_logged,
+    user_errors,
+)
 from botops.cli.codes import ExitCode
 from botops.errors import DeployFailed
 from botops.settings import ENV_FILE, Settings
@@ -135,7 +143,7 @@ def deployments(
         )
         table.add_row(
             str(entry.id),
-            f"{int((now - entry.started_at).total_seconds() // 60)} min ago",
+            f"{age_text(now - entry.started_at)} ago",
             Text(entry.actor),
             entry.kind,
             entry.from_commit[:12],

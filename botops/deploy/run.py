@@ -482,15 +482,15 @@ async def _undo(
 
 
 def _changes(plan: DeployPlan, settings: Settings, *, undo: bool = False) -> ExtensionChanges:
-    if undo:  # what was loaded goes, what was unloaded comes back, the rest reloads with the old code
-        return ExtensionChanges(
-            reload=plan.reload, load=plan.unload, unload=plan.load, forget=plan.forget,
-            reload_all=plan.reload_all, package=settings.extensions_package,
-        )  # fmt: skip
+    """Return the plan's extension changes; undone, what was loaded goes and what was unloaded comes back."""
     return ExtensionChanges(
-        reload=plan.reload, load=plan.load, unload=plan.unload, forget=plan.forget,
-        reload_all=plan.reload_all, package=settings.extensions_package,
-    )  # fmt: skip
+        reload=plan.reload,
+        load=plan.unload if undo else plan.load,
+        unload=plan.load if undo else plan.unload,
+        forget=plan.forget,
+        reload_all=plan.reload_all,
+        package=settings.extensions_package,
+    )
 
 
 async def _reload(instance: RunningInstance, changes: ExtensionChanges) -> dict[str, object]:
